@@ -81,3 +81,63 @@ impl Default for Room {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bevy_ecs::prelude::*;
+
+    use super::*;
+
+    #[derive(Resource, Default)]
+    struct Trace(Vec<(u64, TickSet)>);
+
+    fn recorder(set: TickSet) -> impl FnMut(Res<Tick>, ResMut<Trace>) {
+        move |tick, mut trace| trace.0.push((tick.get(), set))
+    }
+
+    #[test]
+    fn sets_run_in_pipeline_order_and_see_the_current_tick() {
+        let mut room = Room::new();
+        room.world_mut().init_resource::<Trace>();
+        // Added in reverse to prove the order comes from the sets, not insertion.
+        let sets = [
+            TickSet::Persist,
+            TickSet::Send,
+            TickSet::Replicate,
+            TickSet::Simulate,
+            TickSet::Receive,
+        ];
+        for set in sets {
+            room.app_mut()
+                .add_systems(RoomSchedule, recorder(set).in_set(set));
+        }
+        assert_eq!(room.tick_count(), 0);
+        room.tick();
+        room.tick();
+        assert_eq!(room.tick_count(), 2);
+        let trace = &room.world().resource::<Trace>().0;
+        let order = [
+            TickSet::Receive,
+            TickSet::Simulate,
+            TickSet::Replicate,
+            TickSet::Send,
+            TickSet::Persist,
+        ];
+        let want: Vec<_> = [1, 2]
+            .into_iter()
+            .flat_map(|t| order.map(|s| (t, s)))
+            .collect();
+        assert_eq!(trace, &want);
+    }
+
+    #[test]
+    fn real_time_driver_paces_ticks() {
+        let mut room = Room::new();
+        let mut driver = TickDriver::new(Pace::RealTime { hz: 200.0 });
+        driver.run(&mut room, 10, |_, _| {});
+        // Ten 5 ms slots cannot finish in less than 50 ms of wall time.
+        assert!(driver.stats().elapsed >= Duration::from_millis(50));
+        assert_eq!(driver.stats().ticks, 10);
+        assert_eq!(room.tick_count(), 10);
+    }
+}

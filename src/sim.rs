@@ -23,7 +23,9 @@ mod tuning;
 mod villagers;
 mod world_def;
 
-pub use components::{Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, Velocity};
+pub use components::{
+    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, Velocity,
+};
 pub use generate::populate;
 pub use index::{SimIndex, StaticGrid, StaticIndex};
 pub use params::SimParams;

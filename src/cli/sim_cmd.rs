@@ -73,7 +73,11 @@ pub(super) fn run(args: &SimArgs) -> Result<(), CliError> {
     if let Some(npcs) = args.npcs {
         def.population.npcs = npcs;
     }
-    let summary = simulate(&def, args.ticks, !args.json && std::io::stderr().is_terminal());
+    let summary = simulate(
+        &def,
+        args.ticks,
+        !args.json && std::io::stderr().is_terminal(),
+    );
     if args.json {
         let line = serde_json::to_string(&summary).map_err(anyhow::Error::from)?;
         println!("{line}");
@@ -92,8 +96,10 @@ pub fn simulate(def: &WorldDef, ticks: u64, progress: bool) -> SimSummary {
     let bar = if progress {
         let bar = ProgressBar::new(ticks);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} ticks · {per_sec} · eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} ticks · {per_sec} · eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -152,7 +158,10 @@ fn print_human(s: &SimSummary) {
         "npcs {} · resources {} · buildings {} · players {}",
         k.npcs, k.resources, k.buildings, k.players
     );
-    println!("kasagi sim · world {} · seed {} · {} ticks at {} Hz", s.world, s.seed, s.ticks, s.tick_hz);
+    println!(
+        "kasagi sim · world {} · seed {} · {} ticks at {} Hz",
+        s.world, s.seed, s.ticks, s.tick_hz
+    );
     println!("  entities    {} ({kinds})", s.entities);
     println!(
         "  speed       {:.0} ticks/s ({:.0}× real time) in {:.2} s",

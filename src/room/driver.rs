@@ -51,7 +51,11 @@ impl TickStats {
     /// Ticks per second of wall time.
     pub fn ticks_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.ticks as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.ticks as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     /// The given quantile (0..=1) of tick time, in microseconds.

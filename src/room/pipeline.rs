@@ -33,7 +33,9 @@ pub enum TickSet {
 ///
 /// The driver advances it *before* running the schedule, so systems of tick `n`
 /// read `n`. A freshly created room is at tick 0: its initial state.
-#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Resource, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Tick(u64);
 
 impl Tick {

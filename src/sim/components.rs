@@ -11,11 +11,15 @@ use serde::{Deserialize, Serialize};
 
 /// A stable, dense id of a simulated entity: the same in every run of the same
 /// world, across restarts and processes. Ids are handed out in spawn order.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct SimId(pub u32);
 
 /// What an entity is; the grouping used by summaries and change sets.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Kind {
     /// A villager driven by needs.
     Npc,

@@ -10,8 +10,8 @@ use rand_pcg::Pcg32;
 use super::index::{SimIndex, StaticGrid, StaticIndex};
 use super::rng::{EntityRng, stream_rng};
 use super::{
-    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, SimParams, Velocity,
-    WorldDef,
+    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, SimParams,
+    Velocity, WorldDef,
 };
 
 /// Spawns the world described by `def` into an empty `world` and inserts the
@@ -45,7 +45,11 @@ pub fn populate(world: &mut World, def: &WorldDef) {
         let pos = random_point(&mut rng, size);
         let finished = rng.random::<f32>() < tuning.finished_building_share;
         let building = Building {
-            progress: if finished { 1.0 } else { rng.random_range(0.0..0.9f32) },
+            progress: if finished {
+                1.0
+            } else {
+                rng.random_range(0.0..0.9f32)
+            },
             storage: 0.0,
             capacity: tuning.building_capacity,
         };
@@ -66,14 +70,28 @@ pub fn populate(world: &mut World, def: &WorldDef) {
             search_cooldown: 0,
         };
         let heading = Vec2::from_angle(rng.random_range(0.0..TAU)) * tuning.npc_speed;
-        spawn(world, &mut index, def.seed, Kind::Npc, pos, (npc, needs, Velocity(heading)));
+        spawn(
+            world,
+            &mut index,
+            def.seed,
+            Kind::Npc,
+            pos,
+            (npc, needs, Velocity(heading)),
+        );
     }
 
     let mut rng = stream_rng(def.seed, 4);
     for slot in 0..def.population.players {
         let pos = random_point(&mut rng, size);
         let player = Player { slot, carried: 0.0 };
-        spawn(world, &mut index, def.seed, Kind::Player, pos, (player, Velocity::default()));
+        spawn(
+            world,
+            &mut index,
+            def.seed,
+            Kind::Player,
+            pos,
+            (player, Velocity::default()),
+        );
     }
 
     world.insert_resource(index);

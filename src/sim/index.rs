@@ -67,14 +67,25 @@ impl StaticGrid {
         (cx, cy)
     }
 
-    /// The nearest entity to `from` for which `accept` holds; ties go to the lower id.
+    /// The nearest entity within `max_dist` of `from` for which `accept` holds;
+    /// ties go to the lower id.
     ///
     /// Searches rings of cells outwards and stops once no unvisited cell can hold
-    /// anything closer, so the cost follows the distance to the answer.
-    pub fn nearest(&self, from: Vec2, mut accept: impl FnMut(SimId) -> bool) -> Option<(SimId, Vec2)> {
+    /// anything closer, so the cost follows the distance to the answer and a
+    /// failed search costs at most the cells within `max_dist`.
+    pub fn nearest(
+        &self,
+        from: Vec2,
+        max_dist: f32,
+        mut accept: impl FnMut(SimId) -> bool,
+    ) -> Option<(SimId, Vec2)> {
         let (cx, cy) = self.cell_of(from);
         let mut best: Option<(f32, SimId, Vec2)> = None;
-        let max_ring = self.cols.max(self.rows);
+        let max_dist_sq = max_dist * max_dist;
+        let max_ring = self
+            .cols
+            .max(self.rows)
+            .min((max_dist / self.cell).ceil() as i32 + 1);
         for ring in 0..=max_ring {
             for (x, y) in ring_cells(cx, cy, ring) {
                 if x < 0 || y < 0 || x >= self.cols || y >= self.rows {
@@ -83,7 +94,7 @@ impl StaticGrid {
                 for &(id, pos) in &self.cells[(y * self.cols + x) as usize] {
                     let d = from.distance_squared(pos);
                     let better = match best {
-                        None => true,
+                        None => d <= max_dist_sq,
                         Some((bd, bid, _)) => d < bd || (d == bd && id < bid),
                     };
                     if better && accept(id) {
@@ -108,7 +119,8 @@ fn ring_cells(cx: i32, cy: i32, ring: i32) -> impl Iterator<Item = (i32, i32)> {
     let (x0, x1, y0, y1) = (cx - ring, cx + ring, cy - ring, cy + ring);
     let top_bottom = (x0..=x1).flat_map(move |x| {
         let ys: &[i32] = if ring == 0 { &[0] } else { &[0, 1] };
-        ys.iter().map(move |&side| (x, if side == 0 { y0 } else { y1 }))
+        ys.iter()
+            .map(move |&side| (x, if side == 0 { y0 } else { y1 }))
     });
     let sides = (y0 + 1..y1).flat_map(move |y| [(x0, y), (x1, y)]);
     top_bottom.chain(sides)
@@ -137,7 +149,11 @@ mod tests {
             assert_eq!(cells.len(), n, "duplicates in ring {ring}");
             let expected = if ring == 0 { 1 } else { 8 * ring as usize };
             assert_eq!(n, expected);
-            assert!(cells.iter().all(|&(x, y)| (x - 10).abs().max((y - 10).abs()) == ring));
+            assert!(
+                cells
+                    .iter()
+                    .all(|&(x, y)| (x - 10).abs().max((y - 10).abs()) == ring)
+            );
         }
     }
 
@@ -153,11 +169,13 @@ mod tests {
         for q in 0..50u32 {
             let from = Vec2::new((q * 13 % 100) as f32, (q * 29 % 100) as f32);
             // Accept only even ids to exercise the filter.
-            let got = grid.nearest(from, |id| id.0 % 2 == 0).map(|(id, _)| id);
+            let got = grid
+                .nearest(from, 30.0, |id| id.0 % 2 == 0)
+                .map(|(id, _)| id);
             let want = points
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| i % 2 == 0)
+                .filter(|(i, p)| i % 2 == 0 && from.distance(**p) <= 30.0)
                 .min_by(|(ia, a), (ib, b)| {
                     from.distance_squared(**a)
                         .total_cmp(&from.distance_squared(**b))
@@ -166,6 +184,7 @@ mod tests {
                 .map(|(i, _)| SimId(i as u32));
             assert_eq!(got, want, "query from {from}");
         }
-        assert_eq!(grid.nearest(Vec2::ZERO, |_| false), None);
+        assert_eq!(grid.nearest(Vec2::ZERO, f32::INFINITY, |_| false), None);
+        assert_eq!(grid.nearest(Vec2::ZERO, 0.1, |_| true), None);
     }
 }

@@ -74,9 +74,13 @@ pub fn apply_player_inputs(
 ) {
     let t = &params.tuning;
     for input in inputs.read() {
-        let Some((pos, mut vel, mut player)) = players.iter_mut().find(|(_, _, p)| p.slot == input.slot)
+        let Some((pos, mut vel, mut player)) =
+            players.iter_mut().find(|(_, _, p)| p.slot == input.slot)
         else {
-            tracing::debug!(slot = input.slot, "input for an unknown player slot ignored");
+            tracing::debug!(
+                slot = input.slot,
+                "input for an unknown player slot ignored"
+            );
             continue;
         };
         let movement = if input.movement.is_finite() {
@@ -86,11 +90,10 @@ pub fn apply_player_inputs(
         };
         vel.set_if_neq(Velocity(movement * t.player_speed));
 
-        let within_reach = |at: Vec2| at.distance_squared(pos.0) <= t.reach * t.reach;
         match input.action {
             Some(PlayerAction::Gather) => {
-                let found = statics.resources.nearest(pos.0, |_| true);
-                if let Some((id, _)) = found.filter(|&(_, at)| within_reach(at))
+                let found = statics.resources.nearest(pos.0, t.reach, |_| true);
+                if let Some((id, _)) = found
                     && let Some(mut node) = index.get(id).and_then(|e| nodes.get_mut(e).ok())
                 {
                     let take = (t.haul_load - player.carried).max(0.0).min(node.amount);
@@ -99,9 +102,10 @@ pub fn apply_player_inputs(
                 }
             }
             Some(PlayerAction::Build) => {
-                let found = statics.buildings.nearest(pos.0, |_| true);
-                if let Some((id, _)) = found.filter(|&(_, at)| within_reach(at))
-                    && let Some(mut building) = index.get(id).and_then(|e| buildings.get_mut(e).ok())
+                let found = statics.buildings.nearest(pos.0, t.reach, |_| true);
+                if let Some((id, _)) = found
+                    && let Some(mut building) =
+                        index.get(id).and_then(|e| buildings.get_mut(e).ok())
                     && player.carried > 0.0
                 {
                     deliver(&mut building, player.carried, t.build_per_food);

@@ -43,7 +43,10 @@ pub struct Tuning {
     pub building_capacity: f32,
     /// Share of buildings that start finished.
     pub finished_building_share: f32,
-    /// Ticks a villager waits after finding no target.
+    /// How far a villager looks for food or shelter, in units.
+    pub sight: f32,
+    /// Ticks a villager waits after finding no target (plus up to as many again
+    /// at random, so that disappointed crowds do not retry in lockstep).
     pub search_cooldown_ticks: u16,
     /// Cell size of the static spatial index, in units.
     pub index_cell: f32,
@@ -70,6 +73,7 @@ impl Default for Tuning {
             resource_regrow_per_sec: (0.02, 0.1),
             building_capacity: 50.0,
             finished_building_share: 0.6,
+            sight: 256.0,
             search_cooldown_ticks: 30,
             index_cell: 32.0,
         }
@@ -86,6 +90,7 @@ impl Tuning {
             ("tuning.eat_per_sec", self.eat_per_sec),
             ("tuning.building_capacity", self.building_capacity),
             ("tuning.index_cell", self.index_cell),
+            ("tuning.sight", self.sight),
         ];
         for (field, v) in positive {
             if !(v.is_finite() && v > 0.0 && v <= 1.0e6) {
@@ -110,7 +115,10 @@ impl Tuning {
             ("tuning.sated_at", self.sated_at),
             ("tuning.tired_at", self.tired_at),
             ("tuning.rested_at", self.rested_at),
-            ("tuning.finished_building_share", self.finished_building_share),
+            (
+                "tuning.finished_building_share",
+                self.finished_building_share,
+            ),
         ];
         for (field, v) in unit {
             if !(0.0..=1.0).contains(&v) {
@@ -125,10 +133,16 @@ impl Tuning {
         }
         for (field, (lo, hi)) in [
             ("tuning.resource_capacity", self.resource_capacity),
-            ("tuning.resource_regrow_per_sec", self.resource_regrow_per_sec),
+            (
+                "tuning.resource_regrow_per_sec",
+                self.resource_regrow_per_sec,
+            ),
         ] {
             if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi && hi <= 1.0e6) {
-                return Err((field, format!("= ({lo}, {hi}) must satisfy 0 <= min <= max <= 1e6")));
+                return Err((
+                    field,
+                    format!("= ({lo}, {hi}) must satisfy 0 <= min <= max <= 1e6"),
+                ));
             }
         }
         Ok(())

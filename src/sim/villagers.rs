@@ -25,14 +25,19 @@ type VillagerItem<'a> = (
     &'a mut EntityRng,
 );
 
+/// Resource nodes with their positions.
+type NodeQuery<'w, 's> = Query<'w, 's, (&'static Position, &'static mut ResourceNode)>;
+/// Buildings with their positions.
+type BuildingQuery<'w, 's> = Query<'w, 's, (&'static Position, &'static mut Building)>;
+
 /// Advances every villager's needs and activity by one tick and sets its velocity.
 pub fn villager_behaviour(
     params: Res<SimParams>,
     index: Res<SimIndex>,
     statics: Res<StaticIndex>,
-    mut villagers: Query<VillagerItem, Without<ResourceNode>>,
-    mut nodes: Query<(&Position, &mut ResourceNode), Without<Npc>>,
-    mut buildings: Query<(&Position, &mut Building), (Without<Npc>, Without<ResourceNode>)>,
+    mut villagers: Query<VillagerItem>,
+    mut nodes: NodeQuery<'_, '_>,
+    mut buildings: BuildingQuery<'_, '_>,
 ) {
     let t = &params.tuning;
     let dt = params.dt;
@@ -50,17 +55,20 @@ pub fn villager_behaviour(
                     if needs.hunger >= t.hungry_at {
                         chosen = statics
                             .resources
-                            .nearest(pos, |id| node_has_food(&index, &nodes, id, t.eat_per_sec * dt))
+                            .nearest(pos, t.sight, |id| {
+                                node_has_food(&index, &nodes, id, t.eat_per_sec * dt)
+                            })
                             .map(|(id, _)| Activity::SeekFood(id));
                     } else if needs.energy <= t.tired_at {
                         chosen = statics
                             .buildings
-                            .nearest(pos, |id| building_finished(&index, &buildings, id))
+                            .nearest(pos, t.sight, |id| building_finished(&index, &buildings, id))
                             .map(|(id, _)| Activity::SeekRest(id));
                     }
                     let wants_something = needs.hunger >= t.hungry_at || needs.energy <= t.tired_at;
                     if chosen.is_none() && wants_something {
-                        new_npc.search_cooldown = t.search_cooldown_ticks;
+                        let jitter = rng.0.random_range(0..=t.search_cooldown_ticks);
+                        new_npc.search_cooldown = t.search_cooldown_ticks.saturating_add(jitter);
                     }
                 }
                 match chosen {
@@ -102,7 +110,7 @@ pub fn villager_behaviour(
                             node.amount -= load;
                             new_npc.carried += load;
                         }
-                        new_npc.activity = match statics.buildings.nearest(pos, |_| true) {
+                        new_npc.activity = match statics.buildings.nearest(pos, t.sight, |_| true) {
                             Some((id, _)) if new_npc.carried > 0.0 => Activity::Haul(id),
                             _ => Activity::Wander,
                         };
@@ -110,26 +118,30 @@ pub fn villager_behaviour(
                     None => new_npc.activity = Activity::Wander,
                 }
             }
-            Activity::Haul(target) => match index.get(target).and_then(|e| buildings.get_mut(e).ok()) {
-                Some((at, mut building)) => {
-                    new_vel = steer(pos, at.0, t.npc_speed, dt, t.reach);
-                    if new_vel == Vec2::ZERO {
-                        deliver(&mut building, new_npc.carried, t.build_per_food);
-                        new_npc.carried = 0.0;
-                        new_npc.activity = Activity::Wander;
+            Activity::Haul(target) => {
+                match index.get(target).and_then(|e| buildings.get_mut(e).ok()) {
+                    Some((at, mut building)) => {
+                        new_vel = steer(pos, at.0, t.npc_speed, dt, t.reach);
+                        if new_vel == Vec2::ZERO {
+                            deliver(&mut building, new_npc.carried, t.build_per_food);
+                            new_npc.carried = 0.0;
+                            new_npc.activity = Activity::Wander;
+                        }
                     }
+                    None => new_npc.activity = Activity::Wander,
                 }
-                None => new_npc.activity = Activity::Wander,
-            },
-            Activity::SeekRest(target) => match index.get(target).and_then(|e| buildings.get(e).ok()) {
-                Some((at, _)) => {
-                    new_vel = steer(pos, at.0, t.npc_speed, dt, t.reach);
-                    if new_vel == Vec2::ZERO {
-                        new_npc.activity = Activity::Rest(target);
+            }
+            Activity::SeekRest(target) => {
+                match index.get(target).and_then(|e| buildings.get(e).ok()) {
+                    Some((at, _)) => {
+                        new_vel = steer(pos, at.0, t.npc_speed, dt, t.reach);
+                        if new_vel == Vec2::ZERO {
+                            new_npc.activity = Activity::Rest(target);
+                        }
                     }
+                    None => new_npc.activity = Activity::Wander,
                 }
-                None => new_npc.activity = Activity::Wander,
-            },
+            }
             Activity::Rest(_) => {
                 new_vel = Vec2::ZERO;
                 new_needs.energy = (new_needs.energy + t.rest_per_sec * dt).min(1.0);
@@ -185,7 +197,7 @@ pub(crate) fn deliver(building: &mut Building, food: f32, build_per_food: f32) {
 
 fn lookup<'a>(
     index: &SimIndex,
-    nodes: &'a Query<(&Position, &mut ResourceNode), Without<Npc>>,
+    nodes: &'a NodeQuery<'_, '_>,
     id: SimId,
 ) -> Option<(Vec2, &'a ResourceNode)> {
     let (pos, node) = nodes.get(index.get(id)?).ok()?;
@@ -194,7 +206,7 @@ fn lookup<'a>(
 
 fn node_has_food(
     index: &SimIndex,
-    nodes: &Query<(&Position, &mut ResourceNode), Without<Npc>>,
+    nodes: &NodeQuery<'_, '_>,
     id: SimId,
     bite: f32,
 ) -> bool {
@@ -203,7 +215,7 @@ fn node_has_food(
 
 fn building_finished(
     index: &SimIndex,
-    buildings: &Query<(&Position, &mut Building), (Without<Npc>, Without<ResourceNode>)>,
+    buildings: &BuildingQuery<'_, '_>,
     id: SimId,
 ) -> bool {
     index

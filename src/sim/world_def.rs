@@ -65,7 +65,10 @@ pub struct Population {
 impl Population {
     /// All entities together.
     pub fn total(&self) -> u64 {
-        u64::from(self.npcs) + u64::from(self.resources) + u64::from(self.buildings) + u64::from(self.players)
+        u64::from(self.npcs)
+            + u64::from(self.resources)
+            + u64::from(self.buildings)
+            + u64::from(self.players)
     }
 }
 
@@ -138,15 +141,27 @@ impl WorldDef {
         if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(is_name_char) {
             return Err(invalid(
                 "name",
-                format!("{:?} must be 1–64 characters of a-z, A-Z, 0-9, '-' or '_'", self.name),
+                format!(
+                    "{:?} must be 1–64 characters of a-z, A-Z, 0-9, '-' or '_'",
+                    self.name
+                ),
             ));
         }
         if !(1..=MAX_TICK_HZ).contains(&self.tick_hz) {
-            return Err(invalid("tick_hz", format!("= {} must be in 1..={MAX_TICK_HZ}", self.tick_hz)));
+            return Err(invalid(
+                "tick_hz",
+                format!("= {} must be in 1..={MAX_TICK_HZ}", self.tick_hz),
+            ));
         }
-        for (field, side) in [("map.width", self.map.width), ("map.height", self.map.height)] {
+        for (field, side) in [
+            ("map.width", self.map.width),
+            ("map.height", self.map.height),
+        ] {
             if !(side.is_finite() && (16.0..=MAX_MAP_SIDE).contains(&side)) {
-                return Err(invalid(field, format!("= {side} must be in 16..={MAX_MAP_SIDE}")));
+                return Err(invalid(
+                    field,
+                    format!("= {side} must be in 16..={MAX_MAP_SIDE}"),
+                ));
             }
         }
         let p = &self.population;
@@ -157,7 +172,10 @@ impl WorldDef {
             ("population.players", p.players),
         ] {
             if n > MAX_ENTITIES_PER_KIND {
-                return Err(invalid(field, format!("= {n} exceeds the limit of {MAX_ENTITIES_PER_KIND}")));
+                return Err(invalid(
+                    field,
+                    format!("= {n} exceeds the limit of {MAX_ENTITIES_PER_KIND}"),
+                ));
             }
         }
         self.tuning

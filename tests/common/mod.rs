@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use kasagi::room::{Pace, Room, TickDriver};
+use kasagi::sim::{MapDef, Population, ScriptedPlayers, Tuning, VillagePlugin, WorldDef};
+
+/// A small village that ticks fast even in debug builds.
+pub fn small_world(seed: u64) -> WorldDef {
+    WorldDef {
+        name: "test-village".into(),
+        seed,
+        tick_hz: 30,
+        map: MapDef {
+            width: 256.0,
+            height: 256.0,
+        },
+        population: Population {
+            npcs: 150,
+            resources: 16,
+            buildings: 8,
+            players: 4,
+        },
+        tuning: Tuning::default(),
+    }
+}
+
+/// A room running `def` with scripted players.
+pub fn village_room(def: &WorldDef) -> Room {
+    let mut room = Room::new();
+    room.app_mut().add_plugins(VillagePlugin::new(def.clone()));
+    room.world_mut().insert_resource(ScriptedPlayers);
+    room
+}
+
+/// Runs `ticks` ticks as fast as possible.
+pub fn run(room: &mut Room, ticks: u64) {
+    TickDriver::new(Pace::AsFastAsPossible).run(room, ticks, |_, _| {});
+}
