@@ -85,7 +85,7 @@ impl StaticGrid {
         let max_ring = self
             .cols
             .max(self.rows)
-            .min((max_dist / self.cell).ceil() as i32 + 1);
+            .min(((max_dist / self.cell).ceil() as i32).saturating_add(1));
         for ring in 0..=max_ring {
             for (x, y) in ring_cells(cx, cy, ring) {
                 if x < 0 || y < 0 || x >= self.cols || y >= self.rows {
