@@ -204,20 +204,11 @@ fn lookup<'a>(
     Some((pos.0, node))
 }
 
-fn node_has_food(
-    index: &SimIndex,
-    nodes: &NodeQuery<'_, '_>,
-    id: SimId,
-    bite: f32,
-) -> bool {
+fn node_has_food(index: &SimIndex, nodes: &NodeQuery<'_, '_>, id: SimId, bite: f32) -> bool {
     lookup(index, nodes, id).is_some_and(|(_, n)| n.amount >= bite)
 }
 
-fn building_finished(
-    index: &SimIndex,
-    buildings: &BuildingQuery<'_, '_>,
-    id: SimId,
-) -> bool {
+fn building_finished(index: &SimIndex, buildings: &BuildingQuery<'_, '_>, id: SimId) -> bool {
     index
         .get(id)
         .and_then(|e| buildings.get(e).ok())
