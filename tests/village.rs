@@ -86,23 +86,19 @@ fn villagers_eat_haul_build_and_rest() {
     };
     let built_before = progress_sum(world);
 
-    let mut seen = [false; 6];
+    let mut seen = [false; Activity::COUNT];
     for _ in 0..120 {
         run(&mut room, 50);
         let world = room.world_mut();
         for npc in world.query::<&Npc>().iter(world) {
-            let i = match npc.activity {
-                Activity::Wander => 0,
-                Activity::SeekFood(_) => 1,
-                Activity::Eat(_) => 2,
-                Activity::Haul(_) => 3,
-                Activity::SeekRest(_) => 4,
-                Activity::Rest(_) => 5,
-            };
-            seen[i] = true;
+            seen[usize::from(npc.activity.tag())] = true;
         }
     }
-    assert_eq!(seen, [true; 6], "every activity occurs in a 200 s run");
+    assert_eq!(
+        seen,
+        [true; Activity::COUNT],
+        "every activity occurs in a 200 s run"
+    );
     let world = room.world_mut();
     assert!(
         progress_sum(world) > built_before,

@@ -93,6 +93,21 @@ pub enum Activity {
 }
 
 impl Activity {
+    /// How many activities there are.
+    pub const COUNT: usize = 6;
+
+    /// A stable small number per activity (0..COUNT), used in hashes and encodings.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Activity::Wander => 0,
+            Activity::SeekFood(_) => 1,
+            Activity::Eat(_) => 2,
+            Activity::Haul(_) => 3,
+            Activity::SeekRest(_) => 4,
+            Activity::Rest(_) => 5,
+        }
+    }
+
     /// The entity this activity is about, if any.
     pub const fn target(self) -> Option<SimId> {
         match self {

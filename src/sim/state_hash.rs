@@ -46,8 +46,8 @@ pub fn state_hash(world: &mut World) -> u64 {
             floats(&mut h, 3, &[n.hunger, n.energy]);
         }
         if let Some(n) = npc {
-            let (tag, target) = activity_code(n.activity);
-            h.update(&[4, tag]);
+            let target = n.activity.target().map_or(u32::MAX, |t| t.0);
+            h.update(&[4, n.activity.tag()]);
             h.update(&target.to_le_bytes());
             h.update(&n.search_cooldown.to_le_bytes());
             floats(&mut h, 5, &[n.carried]);
@@ -72,18 +72,6 @@ fn floats(h: &mut Xxh3, tag: u8, values: &[f32]) {
     for v in values {
         h.update(&v.to_bits().to_le_bytes());
     }
-}
-
-fn activity_code(a: Activity) -> (u8, u32) {
-    let tag = match a {
-        Activity::Wander => 0,
-        Activity::SeekFood(_) => 1,
-        Activity::Eat(_) => 2,
-        Activity::Haul(_) => 3,
-        Activity::SeekRest(_) => 4,
-        Activity::Rest(_) => 5,
-    };
-    (tag, a.target().map_or(u32::MAX, |t| t.0))
 }
 
 /// Formats a state hash the way summaries print it: 16 lowercase hex digits.
