@@ -9,9 +9,7 @@
 use bevy_ecs::prelude::*;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{
-    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, Velocity,
-};
+use super::{Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, Velocity};
 
 type HashedItem<'a> = (
     &'a SimId,
