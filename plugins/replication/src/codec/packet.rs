@@ -1,0 +1,287 @@
+//! Packets: one part of one tick's limited change set.
+
+use bincode::enc::write::SizeWriter;
+use serde::{Deserialize, Serialize};
+
+use super::{DecodeError, MAX_PACKET_BYTES, MAX_PARTS, config};
+use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
+use crate::net_id::{KindId, NetId};
+use crate::registry::PROTOCOL_VERSION;
+
+/// One decoded packet: part `part` of `parts` of the change set for `set.tick`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Packet {
+    /// Zero-based part number.
+    pub part: u16,
+    /// How many parts the tick's change set has.
+    pub parts: u16,
+    /// This part's share of the change set (header fields are repeated in every part).
+    pub set: LimitedChangeSet,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    tick: u64,
+    /// `tick - baseline`, or 0 for a full state.
+    baseline_lag: u64,
+    part: u16,
+    parts: u16,
+    checksum: Option<u64>,
+}
+
+/// Room for the version byte and the largest header.
+const HEADER_MAX: usize = 1 + 9 + 9 + 3 + 3 + 10;
+
+#[derive(Serialize, Deserialize)]
+struct WireCreate {
+    gap: u64,
+    kind: u16,
+    pos: Option<(i32, i32)>,
+    components: Vec<(u8, Vec<u8>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireUpdate {
+    gap: u64,
+    set: Vec<(u8, Vec<u8>)>,
+    unset: u64,
+}
+
+const SECTIONS: usize = 5;
+const CREATED: usize = 0;
+const MOVED_DELTA: usize = 1;
+const MOVED_ABS: usize = 2;
+const UPDATED: usize = 3;
+const REMOVED: usize = 4;
+
+/// A part being filled: per section, its record count, bytes and last id.
+#[derive(Default)]
+struct PartBuilder {
+    counts: [u64; SECTIONS],
+    bytes: [Vec<u8>; SECTIONS],
+    last_id: [Option<u64>; SECTIONS],
+}
+
+impl PartBuilder {
+    fn gap(&self, section: usize, id: u64) -> u64 {
+        self.last_id[section].map_or(id, |last| id - last)
+    }
+
+    fn size(&self) -> usize {
+        self.bytes.iter().map(Vec::len).sum::<usize>() + SECTIONS * 9
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&c| c == 0)
+    }
+}
+
+/// Encodes a change set into packets of at most `mtu` bytes each (a single
+/// entity larger than the MTU gets a packet of its own). Always at least one packet.
+pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
+    let budget = mtu.saturating_sub(HEADER_MAX).max(1);
+    let mut parts: Vec<PartBuilder> = vec![PartBuilder::default()];
+
+    let mut push = |section: usize, id: u64, encode: &dyn Fn(u64) -> Vec<u8>| {
+        let mut part = parts.last_mut().expect("at least one part");
+        let mut record = encode(part.gap(section, id));
+        if !part.is_empty() && part.size() + record.len() > budget {
+            parts.push(PartBuilder::default());
+            part = parts.last_mut().expect("just pushed");
+            record = encode(part.gap(section, id));
+        }
+        part.counts[section] += 1;
+        part.bytes[section].extend_from_slice(&record);
+        part.last_id[section] = Some(id);
+    };
+
+    for e in sorted(&set.created, |e| e.id) {
+        push(CREATED, e.id.0, &|gap| {
+            let pos = e.position.map(|p| (p.x, p.y));
+            encode(&WireCreate {
+                gap,
+                kind: e.kind.0,
+                pos,
+                components: e.components.clone(),
+            })
+        });
+    }
+    for m in sorted(&set.moved, |m| m.id) {
+        match m.to {
+            MoveTo::Delta(d) => push(MOVED_DELTA, m.id.0, &|gap| encode(&(gap, d.x, d.y))),
+            MoveTo::Absolute(p) => push(MOVED_ABS, m.id.0, &|gap| encode(&(gap, p.x, p.y))),
+        }
+    }
+    for u in sorted(&set.updated, |u| u.id) {
+        push(UPDATED, u.id.0, &|gap| {
+            encode(&WireUpdate {
+                gap,
+                set: u.set.clone(),
+                unset: u.unset,
+            })
+        });
+    }
+    let mut removed = set.removed.clone();
+    removed.sort_unstable();
+    removed.dedup();
+    for id in removed {
+        push(REMOVED, id.0, &|gap| encode(&gap));
+    }
+
+    let count = parts.len().min(usize::from(MAX_PARTS)) as u16;
+    if parts.len() > usize::from(MAX_PARTS) {
+        tracing::error!(
+            parts = parts.len(),
+            "change set too large; truncated to {MAX_PARTS} parts"
+        );
+        parts.truncate(usize::from(MAX_PARTS));
+    }
+    let baseline_lag = set
+        .baseline
+        .map_or(0, |b| set.tick.saturating_sub(b).max(1));
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut out = Vec::with_capacity(HEADER_MAX + part.size());
+            out.push(PROTOCOL_VERSION as u8);
+            let header = Header {
+                tick: set.tick,
+                baseline_lag,
+                part: i as u16,
+                parts: count,
+                checksum: set.checksum,
+            };
+            out.extend_from_slice(&encode(&header));
+            for s in 0..SECTIONS {
+                out.extend_from_slice(&encode(&part.counts[s]));
+                out.extend_from_slice(&part.bytes[s]);
+            }
+            out
+        })
+        .collect()
+}
+
+/// Decodes one packet. Total: never panics, allocates at most in proportion to `bytes`.
+pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
+    if bytes.len() > MAX_PACKET_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    let (&version, mut rest) = bytes
+        .split_first()
+        .ok_or(DecodeError::Header("empty packet"))?;
+    if version != PROTOCOL_VERSION as u8 {
+        return Err(DecodeError::Version(version));
+    }
+    let header: Header = take(&mut rest)?;
+    if header.parts == 0 || header.parts > MAX_PARTS || header.part >= header.parts {
+        return Err(DecodeError::Header("part number out of range"));
+    }
+    if header.baseline_lag > header.tick {
+        return Err(DecodeError::Header("baseline before tick 0"));
+    }
+    let mut set = LimitedChangeSet {
+        tick: header.tick,
+        baseline: (header.baseline_lag > 0).then(|| header.tick - header.baseline_lag),
+        checksum: header.checksum,
+        ..LimitedChangeSet::default()
+    };
+
+    let mut ids = IdDecoder::default();
+    for _ in 0..take_count(&mut rest)? {
+        let c: WireCreate = take(&mut rest)?;
+        set.created.push(EntityState {
+            id: ids.next(c.gap)?,
+            kind: KindId(c.kind),
+            position: c.pos.map(|(x, y)| QPos { x, y }),
+            components: c.components,
+        });
+    }
+    let mut ids = IdDecoder::default();
+    for _ in 0..take_count(&mut rest)? {
+        let (gap, dx, dy): (u64, i32, i32) = take(&mut rest)?;
+        set.moved.push(Move {
+            id: ids.next(gap)?,
+            to: MoveTo::Delta(QPos { x: dx, y: dy }),
+        });
+    }
+    let mut ids = IdDecoder::default();
+    for _ in 0..take_count(&mut rest)? {
+        let (gap, x, y): (u64, i32, i32) = take(&mut rest)?;
+        set.moved.push(Move {
+            id: ids.next(gap)?,
+            to: MoveTo::Absolute(QPos { x, y }),
+        });
+    }
+    let mut ids = IdDecoder::default();
+    for _ in 0..take_count(&mut rest)? {
+        let u: WireUpdate = take(&mut rest)?;
+        set.updated.push(EntityUpdate {
+            id: ids.next(u.gap)?,
+            set: u.set,
+            unset: u.unset,
+        });
+    }
+    let mut ids = IdDecoder::default();
+    for _ in 0..take_count(&mut rest)? {
+        let gap: u64 = take(&mut rest)?;
+        set.removed.push(ids.next(gap)?);
+    }
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    Ok(Packet {
+        part: header.part,
+        parts: header.parts,
+        set,
+    })
+}
+
+/// Rebuilds absolute ids from gaps, rejecting overflow and non-increasing ids.
+#[derive(Default)]
+struct IdDecoder {
+    last: Option<u64>,
+}
+
+impl IdDecoder {
+    fn next(&mut self, gap: u64) -> Result<NetId, DecodeError> {
+        let id = match self.last {
+            None => gap,
+            Some(_) if gap == 0 => return Err(DecodeError::Header("duplicate entity id")),
+            Some(last) => last.checked_add(gap).ok_or(DecodeError::IdOverflow)?,
+        };
+        self.last = Some(id);
+        Ok(NetId(id))
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut size = SizeWriter::default();
+    // Sizing first lets the vector be allocated exactly once.
+    let _ = bincode::serde::encode_into_writer(value, &mut size, config());
+    let mut out = Vec::with_capacity(size.bytes_written);
+    let _ = bincode::serde::encode_into_std_write(value, &mut out, config());
+    out
+}
+
+fn take<T: serde::de::DeserializeOwned>(rest: &mut &[u8]) -> Result<T, DecodeError> {
+    let (value, used) = bincode::serde::decode_from_slice(rest, config())?;
+    *rest = &rest[used..];
+    Ok(value)
+}
+
+/// A record count; every record takes at least one byte, so a count above the
+/// bytes left is a lie and is rejected before any work is done.
+fn take_count(rest: &mut &[u8]) -> Result<u64, DecodeError> {
+    let n: u64 = take(rest)?;
+    if n > rest.len() as u64 {
+        return Err(DecodeError::Count(n));
+    }
+    Ok(n)
+}
+
+fn sorted<T, K: Ord>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut v: Vec<&T> = items.iter().collect();
+    v.sort_by_key(|t| key(t));
+    v
+}

@@ -1,0 +1,41 @@
+//! Replication settings.
+
+use bevy_ecs::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How the server replicates. Inserted by [`crate::ReplicationPlugin`].
+#[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationConfig {
+    /// Ticks of change history kept for deltas. A client whose last ack is older
+    /// than this (or who never acked) gets the full visible state instead.
+    pub history_ticks: u32,
+    /// Every this many ticks a client's change set carries a checksum of its visible state.
+    /// Clients are staggered so that checksums spread evenly over ticks. 0 disables checksums.
+    pub checksum_interval: u32,
+    /// Size of one position quantum in world units; positions travel as integer multiples.
+    pub position_precision: f32,
+    /// Largest encoded packet, in bytes. A change set that does not fit is split at entity boundaries.
+    pub mtu: usize,
+    /// Side of an interest grid cell, in world units.
+    pub cell_size: f32,
+    /// Extra distance beyond a view radius before a visible entity leaves view,
+    /// so entities at the edge do not flicker in and out.
+    pub hysteresis: f32,
+    /// Resend a full state if it has not been acked after this many ticks. `None` when the
+    /// transport delivers full states reliably, so that a large state is never sent twice.
+    pub full_state_resend_ticks: Option<u32>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            history_ticks: 64,
+            checksum_interval: 30,
+            position_precision: 0.05,
+            mtu: 1200,
+            cell_size: 32.0,
+            hysteresis: 8.0,
+            full_state_resend_ticks: Some(8),
+        }
+    }
+}

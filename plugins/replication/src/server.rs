@@ -1,0 +1,250 @@
+//! The server half: change collection, interest, per-client acked deltas.
+//!
+//! [`ReplicationServer`] is the resource the transport talks to: it connects
+//! and disconnects clients, sets their views, takes their acks and resync
+//! requests, and hands out each client's encoded packets after every tick.
+
+mod build;
+mod client_state;
+pub(crate) mod collect;
+mod history;
+mod interest;
+pub(crate) mod mirror;
+
+use std::collections::BTreeMap;
+
+use bevy_ecs::prelude::*;
+use bevy_platform::collections::HashMap;
+use thiserror::Error;
+
+pub use mirror::dequantize;
+
+use crate::change_set::{FullChangeSet, QPos};
+use crate::net_id::{ClientId, KindId, NetId};
+use crate::registry::ReplicationRegistry;
+use client_state::ClientState;
+use history::History;
+use mirror::Mirror;
+
+/// What part of the world a client sees.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum View {
+    /// Every replicated entity of the room.
+    Room,
+    /// Entities within `radius` of the `center` entity (normally the client's
+    /// player), plus the client's own and always-relevant entities, and entities
+    /// without a position. Without a center, only the latter are seen.
+    Radius {
+        /// The entity the view follows.
+        center: Option<NetId>,
+        /// The view radius in world units; entities leave view only beyond
+        /// `radius + hysteresis` (see [`crate::ReplicationConfig::hysteresis`]).
+        radius: f32,
+    },
+}
+
+/// Why an ack was not accepted.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum AckError {
+    /// No such client is connected.
+    #[error("client {0:?} is not connected")]
+    UnknownClient(ClientId),
+    /// The client acknowledged a tick it was never sent (or that is long gone).
+    #[error("tick {0} was not sent to this client or is outside the history window")]
+    UnknownTick(u64),
+}
+
+/// Per-client counters, for status lines and load reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Full states sent.
+    pub full_states: u64,
+    /// Packets produced.
+    pub packets: u64,
+    /// Bytes produced.
+    pub bytes: u64,
+    /// Entities currently visible.
+    pub visible: u64,
+    /// The last acknowledged tick.
+    pub acked: Option<u64>,
+}
+
+/// The replicated state of one entity as a client should hold it; used to
+/// compare a client replica with what the server meant it to have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VisibleEntity {
+    /// Its kind.
+    pub kind: KindId,
+    /// Its quantized position.
+    pub position: Option<QPos>,
+    /// Visible components (position excluded) by registry index.
+    pub components: BTreeMap<u8, Vec<u8>>,
+}
+
+/// The server's replication state. Inserted by [`crate::ReplicationPlugin`].
+#[derive(Resource, Default)]
+pub struct ReplicationServer {
+    pub(crate) tick: u64,
+    pub(crate) mirror: Mirror,
+    pub(crate) history: History,
+    pub(crate) clients: BTreeMap<ClientId, ClientState>,
+    pub(crate) scratch: TickScratch,
+    pub(crate) change_set: FullChangeSet,
+    pub(crate) outbox: HashMap<ClientId, Vec<Vec<u8>>>,
+    next_stagger: u32,
+}
+
+/// What happened during the current tick, gathered by the collect systems.
+#[derive(Default)]
+pub(crate) struct TickScratch {
+    /// Component bits changed per entity (the position bit only when its quantum changed).
+    pub changed: HashMap<NetId, u64>,
+    /// Entities that started replicating.
+    pub created: Vec<NetId>,
+    /// Entities whose quantized position changed.
+    pub moved: Vec<NetId>,
+    /// Entities that stopped replicating, with their last position.
+    pub despawned: Vec<(NetId, KindId, Option<QPos>)>,
+    /// This tick's full change set, per kind index.
+    pub kinds: Vec<crate::change_set::KindChanges>,
+}
+
+impl ReplicationServer {
+    /// An empty server for `config`.
+    pub fn new(config: &crate::ReplicationConfig) -> Self {
+        let cell_quanta = (config.cell_size / config.position_precision)
+            .round()
+            .clamp(1.0, 1.0e9) as i32;
+        Self {
+            mirror: Mirror {
+                grid: mirror::Grid::new(cell_quanta),
+                ..Mirror::default()
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The tick the last replication run produced.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Starts replicating to `client`; its first change set is a full state.
+    pub fn connect(&mut self, client: ClientId, view: View) {
+        let stagger = self.next_stagger;
+        self.next_stagger = self.next_stagger.wrapping_add(1);
+        self.clients
+            .insert(client, ClientState::new(client, view, stagger));
+    }
+
+    /// Stops replicating to `client` and drops its pending packets.
+    pub fn disconnect(&mut self, client: ClientId) {
+        self.clients.remove(&client);
+        self.outbox.remove(&client);
+    }
+
+    /// Whether `client` is connected.
+    pub fn is_connected(&self, client: ClientId) -> bool {
+        self.clients.contains_key(&client)
+    }
+
+    /// Changes what `client` sees from the next tick on.
+    pub fn set_view(&mut self, client: ClientId, view: View) {
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.view = view;
+            c.view_dirty = true;
+        }
+    }
+
+    /// Records that `client` holds the state of `tick` (cumulative: it holds
+    /// nothing older either). Old or repeated acks are accepted and ignored.
+    pub fn receive_ack(&mut self, client: ClientId, tick: u64) -> Result<(), AckError> {
+        let state = self
+            .clients
+            .get_mut(&client)
+            .ok_or(AckError::UnknownClient(client))?;
+        state.receive_ack(tick)
+    }
+
+    /// Makes the next change set for `client` a full state (after a checksum
+    /// mismatch on the client, or any doubt about its state).
+    pub fn request_full_state(&mut self, client: ClientId) {
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.needs_full = true;
+        }
+    }
+
+    /// Takes the packets produced for `client` by the last tick(s), oldest first.
+    pub fn take_packets(&mut self, client: ClientId) -> Vec<Vec<u8>> {
+        self.outbox
+            .get_mut(&client)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Takes every client's pending packets.
+    pub fn drain_packets(&mut self) -> impl Iterator<Item = (ClientId, Vec<Vec<u8>>)> + '_ {
+        self.outbox.drain().filter(|(_, p)| !p.is_empty())
+    }
+
+    /// Everything that changed in the last tick.
+    pub fn full_change_set(&self) -> &FullChangeSet {
+        &self.change_set
+    }
+
+    /// Counters for `client`.
+    pub fn client_stats(&self, client: ClientId) -> Option<ClientStats> {
+        self.clients.get(&client).map(|c| ClientStats {
+            visible: c.visible.len() as u64,
+            acked: c.acked,
+            ..c.stats
+        })
+    }
+
+    /// The connected clients.
+    pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.clients.keys().copied()
+    }
+
+    /// What `client` should hold after applying the last tick's change set.
+    pub fn visible_state(
+        &self,
+        client: ClientId,
+        registry: &ReplicationRegistry,
+    ) -> BTreeMap<NetId, VisibleEntity> {
+        let Some(state) = self.clients.get(&client) else {
+            return BTreeMap::new();
+        };
+        state
+            .visible
+            .keys()
+            .filter_map(|id| {
+                let r = self.mirror.records.get(id)?;
+                let owner = r.owner == Some(client);
+                Some((
+                    *id,
+                    VisibleEntity {
+                        kind: r.kind,
+                        position: r.qpos,
+                        components: r
+                            .visible_components(registry, owner)
+                            .map(|(i, b)| (i, b.to_vec()))
+                            .collect(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The checksum of `client`'s visible state, as its change sets carry it.
+    pub fn visible_checksum(&self, client: ClientId) -> Option<u64> {
+        self.clients
+            .get(&client)
+            .map(|c| build::checksum(c, &self.mirror))
+    }
+
+    /// The number of replicated entities.
+    pub fn entity_count(&self) -> usize {
+        self.mirror.records.len()
+    }
+}

@@ -1,0 +1,202 @@
+//! Building and encoding each client's limited change set.
+
+use bevy_platform::collections::HashMap;
+
+use super::client_state::{ClientState, SentRecord};
+use super::history::History;
+use super::mirror::{EntityRecord, Mirror};
+use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
+use crate::checksum::StateChecksum;
+use crate::config::ReplicationConfig;
+use crate::net_id::NetId;
+use crate::registry::ReplicationRegistry;
+
+/// Shared inputs of every client's build in one tick.
+pub(crate) struct BuildContext<'a> {
+    pub tick: u64,
+    pub mirror: &'a Mirror,
+    pub history: &'a History,
+    pub registry: &'a ReplicationRegistry,
+    pub config: &'a ReplicationConfig,
+}
+
+/// Builds `client`'s change set for the current tick and records it as sent.
+pub(crate) fn build(
+    client: &mut ClientState,
+    cx: &BuildContext,
+    scratch: &mut HashMap<NetId, u64>,
+) -> LimitedChangeSet {
+    let tick = cx.tick;
+    let baseline = client.baseline(
+        tick,
+        |b| cx.history.covers_since(b),
+        cx.config.full_state_resend_ticks,
+    );
+    let mut set = LimitedChangeSet {
+        tick,
+        baseline,
+        ..LimitedChangeSet::default()
+    };
+    let mut positions = Vec::new();
+
+    match baseline {
+        None => {
+            let mut ids: Vec<NetId> = client.visible.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids {
+                if let Some(record) = cx.mirror.records.get(&id) {
+                    set.created
+                        .push(entity_state(id, record, client, cx.registry));
+                    positions.extend(record.qpos.map(|q| (id, q)));
+                }
+            }
+            client.needs_full = false;
+            client.full_in_flight = Some(tick);
+            client.unacked_entries.clear();
+            client.pending_removals.clear();
+            client.stats.full_states += 1;
+        }
+        Some(base) => {
+            // Deltas of positions need the client's positions at the baseline,
+            // which the server knows exactly when the baseline is the acked tick.
+            let delta_base = (client.acked == Some(base)).then_some(&client.acked_pos);
+            for (&id, _) in client
+                .unacked_entries
+                .iter()
+                .filter(|(_, entered)| **entered > base)
+            {
+                if let Some(record) = cx.mirror.records.get(&id) {
+                    set.created
+                        .push(entity_state(id, record, client, cx.registry));
+                    positions.extend(record.qpos.map(|q| (id, q)));
+                }
+            }
+            set.removed.extend(client.pending_removals.keys().copied());
+
+            scratch.clear();
+            for record in cx.history.since(base) {
+                for &(id, mask) in &record.changed {
+                    if client
+                        .visible
+                        .get(&id)
+                        .is_some_and(|entered| *entered <= base)
+                        && !client.unacked_entries.contains_key(&id)
+                    {
+                        *scratch.entry(id).or_default() |= mask;
+                    }
+                }
+            }
+            let position_bit = cx.registry.position_index().map_or(0, |p| p.bit());
+            let mut changed: Vec<(NetId, u64)> = scratch.iter().map(|(id, m)| (*id, *m)).collect();
+            changed.sort_unstable_by_key(|(id, _)| *id);
+            for (id, mask) in changed {
+                let Some(record) = cx.mirror.records.get(&id) else {
+                    continue;
+                };
+                let owner_view = record.owner == Some(client.id);
+                let mut unset = 0;
+                if mask & position_bit != 0 {
+                    match record.qpos {
+                        Some(to) => {
+                            let held = delta_base.and_then(|m| m.get(&id)).copied();
+                            set.moved.push(Move {
+                                id,
+                                to: move_to(to, held),
+                            });
+                            positions.push((id, to));
+                        }
+                        None => unset |= position_bit,
+                    }
+                }
+                let components = mask & record.visible_mask(cx.registry, owner_view);
+                let mut update = EntityUpdate {
+                    id,
+                    set: Vec::new(),
+                    unset,
+                };
+                for i in 0..64u8 {
+                    if components & (1 << i) == 0 {
+                        continue;
+                    }
+                    match record
+                        .components
+                        .get(usize::from(i))
+                        .and_then(Option::as_ref)
+                    {
+                        Some(bytes) => update.set.push((i, bytes.clone())),
+                        None => update.unset |= 1 << i,
+                    }
+                }
+                if !update.set.is_empty() || update.unset != 0 {
+                    set.updated.push(update);
+                }
+            }
+        }
+    }
+
+    let interval = u64::from(cx.config.checksum_interval);
+    if interval > 0 && (tick + u64::from(client.stagger)).is_multiple_of(interval) {
+        set.checksum = Some(checksum(client, cx.mirror));
+    }
+
+    client.sent.push_back(SentRecord {
+        tick,
+        full: baseline.is_none(),
+        baseline,
+        positions,
+    });
+    // Change sets older than the history window can no longer serve as a baseline.
+    let horizon = tick.saturating_sub(u64::from(cx.config.history_ticks) + 1);
+    while client.sent.front().is_some_and(|s| s.tick < horizon) {
+        client.sent.pop_front();
+    }
+    set
+}
+
+/// The checksum of everything `client` sees.
+pub(crate) fn checksum(client: &ClientState, mirror: &Mirror) -> u64 {
+    let mut sum = StateChecksum::default();
+    for id in client.visible.keys() {
+        if let Some(record) = mirror.records.get(id) {
+            sum.add(record.hash_for(client.id));
+        }
+    }
+    sum.finish()
+}
+
+fn entity_state(
+    id: NetId,
+    record: &EntityRecord,
+    client: &ClientState,
+    registry: &ReplicationRegistry,
+) -> EntityState {
+    let owner_view = record.owner == Some(client.id);
+    EntityState {
+        id,
+        kind: record.kind,
+        position: record.qpos,
+        components: record
+            .visible_components(registry, owner_view)
+            .map(|(i, b)| (i, b.to_vec()))
+            .collect(),
+    }
+}
+
+/// A delta when the client's position is known and the delta is the smaller coding.
+fn move_to(to: QPos, held: Option<QPos>) -> MoveTo {
+    match held {
+        Some(h) => {
+            let d = QPos {
+                x: to.x.wrapping_sub(h.x),
+                y: to.y.wrapping_sub(h.y),
+            };
+            let magnitude = |p: QPos| p.x.unsigned_abs().max(p.y.unsigned_abs());
+            if magnitude(d) <= magnitude(to) {
+                MoveTo::Delta(d)
+            } else {
+                MoveTo::Absolute(to)
+            }
+        }
+        None => MoveTo::Absolute(to),
+    }
+}

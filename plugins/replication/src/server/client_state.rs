@@ -1,0 +1,149 @@
+//! What the server knows about one client: its view, what it sees, what it acknowledged.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bevy_platform::collections::HashMap;
+
+use super::{AckError, ClientStats, View};
+use crate::change_set::QPos;
+use crate::net_id::{ClientId, NetId};
+
+/// A change set that was sent but not yet acknowledged.
+#[derive(Debug)]
+pub(crate) struct SentRecord {
+    pub tick: u64,
+    pub full: bool,
+    /// The tick this change set was a delta against.
+    pub baseline: Option<u64>,
+    /// The quantized positions it carried; they become the delta base once acked.
+    pub positions: Vec<(NetId, QPos)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClientState {
+    pub id: ClientId,
+    /// Offsets this client's checksum ticks from other clients'.
+    pub stagger: u32,
+    pub view: View,
+    /// The view changed or the client is new: recompute visibility from scratch.
+    pub view_dirty: bool,
+    /// Visible entities with the tick they (last) entered view.
+    pub visible: HashMap<NetId, u64>,
+    /// Visible entities that entered after the last ack: still sent as creates.
+    pub unacked_entries: BTreeMap<NetId, u64>,
+    /// Entities that left view (or were despawned) after the last ack: still sent as removals.
+    pub pending_removals: BTreeMap<NetId, u64>,
+    /// The newest tick the client acknowledged.
+    pub acked: Option<u64>,
+    /// Quantized positions the client holds as of `acked`.
+    pub acked_pos: HashMap<NetId, QPos>,
+    pub sent: VecDeque<SentRecord>,
+    pub needs_full: bool,
+    /// The tick of a full state sent but not yet acknowledged.
+    pub full_in_flight: Option<u64>,
+    pub stats: ClientStats,
+}
+
+impl ClientState {
+    pub fn new(id: ClientId, view: View, stagger: u32) -> Self {
+        Self {
+            id,
+            stagger,
+            view,
+            view_dirty: true,
+            visible: HashMap::default(),
+            unacked_entries: BTreeMap::new(),
+            pending_removals: BTreeMap::new(),
+            acked: None,
+            acked_pos: HashMap::default(),
+            sent: VecDeque::new(),
+            needs_full: true,
+            full_in_flight: None,
+            stats: ClientStats::default(),
+        }
+    }
+
+    /// Marks an entity visible from `tick`.
+    pub fn enter(&mut self, id: NetId, tick: u64) {
+        if let bevy_platform::collections::hash_map::Entry::Vacant(slot) = self.visible.entry(id) {
+            slot.insert(tick);
+            self.unacked_entries.insert(id, tick);
+            self.pending_removals.remove(&id);
+        }
+    }
+
+    /// Marks an entity no longer visible from `tick`.
+    pub fn leave(&mut self, id: NetId, tick: u64) {
+        if self.visible.remove(&id).is_some() {
+            self.unacked_entries.remove(&id);
+            self.pending_removals.insert(id, tick);
+        }
+    }
+
+    pub fn receive_ack(&mut self, tick: u64) -> Result<(), AckError> {
+        if self.acked.is_some_and(|a| tick <= a) {
+            return Ok(());
+        }
+        let Some(index) = self.sent.iter().position(|s| s.tick == tick) else {
+            return Err(AckError::UnknownTick(tick));
+        };
+        // Everything older than the acked change set is superseded by it. The client
+        // now holds the positions of the acked change set on top of those of its
+        // baseline; if that baseline is an unacknowledged full state, start from it.
+        let mut older: Vec<SentRecord> = self.sent.drain(..=index).collect();
+        let record = older.pop().expect("index is in range");
+        if record.full {
+            self.acked_pos.clear();
+        } else if record.baseline != self.acked
+            && let Some(full) = older
+                .into_iter()
+                .rev()
+                .find(|r| r.full && Some(r.tick) == record.baseline)
+        {
+            self.acked_pos.clear();
+            self.acked_pos.extend(full.positions);
+        }
+        self.acked_pos.extend(record.positions);
+        self.acked = Some(tick);
+        if self.full_in_flight.is_some_and(|f| f <= tick) {
+            self.full_in_flight = None;
+        }
+        self.unacked_entries.retain(|_, entered| *entered > tick);
+        let acked_pos = &mut self.acked_pos;
+        self.pending_removals.retain(|id, left| {
+            let pending = *left > tick;
+            if !pending {
+                acked_pos.remove(id);
+            }
+            pending
+        });
+        Ok(())
+    }
+
+    /// The tick deltas are built against, or `None` when a full state must be sent.
+    pub fn baseline(
+        &self,
+        now: u64,
+        history_covers: impl Fn(u64) -> bool,
+        resend: Option<u32>,
+    ) -> Option<u64> {
+        if self.needs_full {
+            return None;
+        }
+        // A full state in flight is the baseline until acked (the transport delivers
+        // it reliably), unless it is overdue and resending is enabled.
+        let base = match (self.acked, self.full_in_flight) {
+            (Some(a), Some(f)) => a.max(f),
+            (Some(a), None) => a,
+            (None, Some(f)) => f,
+            (None, None) => return None,
+        };
+        if let Some(f) = self.full_in_flight
+            && let Some(resend) = resend
+            && now.saturating_sub(f) >= u64::from(resend)
+        {
+            return None;
+        }
+        history_covers(base).then_some(base)
+    }
+}

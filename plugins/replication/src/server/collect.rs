@@ -1,0 +1,380 @@
+//! The systems that turn ECS changes into the tick's change sets.
+//!
+//! Cost follows change: each registered component is visited through Bevy's
+//! `Changed` / `RemovedComponents` filters only, every changed value is
+//! serialized once, and an idle tick touches nothing but empty lists.
+
+use bevy_app::App;
+use bevy_ecs::intern::Interned;
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::ScheduleLabel;
+use bevy_platform::collections::HashMap;
+
+use super::build::{BuildContext, build};
+use super::mirror::{EntityRecord, quantize};
+use super::{ReplicationServer, interest};
+use crate::ReplicationSystems;
+use crate::change_set::{ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, KindChanges};
+use crate::codec::{encode_component, encode_packets};
+use crate::config::ReplicationConfig;
+use crate::fields::{FieldValue, diff_fields, visit_fields};
+use crate::net_id::{AlwaysRelevant, KindId, NetId, NetIdAllocator, Owner, Replicated};
+use crate::registry::{ComponentIndex, PositionGetter, ReplicatedComponent, ReplicationRegistry};
+
+/// Replicated entities whose `C` changed since the system last ran.
+type ChangedQuery<'w, 's, C> =
+    Query<'w, 's, (&'static NetId, &'static C), (With<Replicated>, Changed<C>)>;
+
+/// The last replicated value of every entity's `C`, to diff fields against.
+#[derive(Resource)]
+pub(crate) struct Shadows<C: Component>(HashMap<NetId, C>);
+
+impl<C: Component> Default for Shadows<C> {
+    fn default() -> Self {
+        Self(HashMap::default())
+    }
+}
+
+pub(crate) fn add_component_systems<C: ReplicatedComponent>(
+    app: &mut App,
+    schedule: Interned<dyn ScheduleLabel>,
+    index: ComponentIndex,
+) {
+    app.init_resource::<Shadows<C>>();
+    // Removals first, so that a component removed and re-inserted within one
+    // tick ends up with its new value.
+    app.add_systems(
+        schedule,
+        (
+            move |server: ResMut<ReplicationServer>,
+                  registry: Res<ReplicationRegistry>,
+                  shadows: ResMut<Shadows<C>>,
+                  removed: RemovedComponents<C>,
+                  alive: Query<Has<C>, With<Replicated>>| {
+                collect_removed::<C>(index, server, registry, shadows, removed, alive)
+            },
+            move |server: ResMut<ReplicationServer>,
+                  registry: Res<ReplicationRegistry>,
+                  config: Res<ReplicationConfig>,
+                  shadows: ResMut<Shadows<C>>,
+                  getter: Option<Res<PositionGetter<C>>>,
+                  changed: ChangedQuery<C>| {
+                collect_changed::<C>(index, server, registry, config, shadows, getter, changed)
+            },
+        )
+            .chain()
+            .in_set(ReplicationSystems::Collect),
+    );
+}
+
+fn kind_changes(kinds: &mut Vec<KindChanges>, kind: KindId) -> &mut KindChanges {
+    let i = usize::from(kind.0);
+    if kinds.len() <= i {
+        kinds.resize_with(i + 1, KindChanges::default);
+    }
+    &mut kinds[i]
+}
+
+fn collect_changed<C: ReplicatedComponent>(
+    index: ComponentIndex,
+    mut server: ResMut<ReplicationServer>,
+    registry: Res<ReplicationRegistry>,
+    config: Res<ReplicationConfig>,
+    mut shadows: ResMut<Shadows<C>>,
+    getter: Option<Res<PositionGetter<C>>>,
+    changed: ChangedQuery<C>,
+) {
+    let tick = server.tick;
+    let server = &mut *server;
+    for (id, _, _) in &server.scratch.despawned {
+        shadows.0.remove(id);
+    }
+    let is_position = registry.position_index() == Some(index);
+    let name = registry.component(index).map_or("", |c| c.name.as_str());
+    let mut path = String::new();
+    for (&id, value) in &changed {
+        let Some(record) = server.mirror.records.get_mut(&id) else {
+            continue;
+        };
+        let created = record.created_at == tick;
+        let bytes = encode_component(value);
+        let mut bit = index.bit();
+        if !created {
+            let old = shadows.0.get(&id);
+            if old == Some(value) {
+                continue;
+            }
+            let changes = kind_changes(&mut server.scratch.kinds, record.kind);
+            path.clear();
+            path.push_str(name);
+            match old {
+                Some(old) => diff_fields(
+                    old.as_partial_reflect(),
+                    value.as_partial_reflect(),
+                    &mut path,
+                    &mut |field, old, new| {
+                        changes.updated.push(FieldChange {
+                            entity: id,
+                            field: field.to_string(),
+                            old,
+                            new,
+                        });
+                    },
+                ),
+                None => visit_fields(value.as_partial_reflect(), &mut path, &mut |field, new| {
+                    changes.updated.push(FieldChange {
+                        entity: id,
+                        field: field.to_string(),
+                        old: FieldValue::Debug("<absent>".into()),
+                        new,
+                    });
+                }),
+            }
+            changes.written.push(ComponentWrite {
+                entity: id,
+                component: name.to_string(),
+                bytes: Some(bytes.clone()),
+            });
+        }
+        shadows.0.insert(id, value.clone());
+        record.components[usize::from(index.0)] = Some(bytes);
+        if is_position && let Some(getter) = &getter {
+            let q = quantize((getter.0)(value), config.position_precision);
+            if record.qpos == Some(q) {
+                // Moved less than a quantum: lossless change sets see it, clients need not.
+                bit = 0;
+            } else {
+                server.mirror.grid.relocate(id, record.qpos, Some(q));
+                let was_placed = record.qpos.is_some();
+                record.qpos = Some(q);
+                server.scratch.moved.push(id);
+                if !was_placed {
+                    server.mirror.refresh_everywhere(id);
+                }
+            }
+        }
+        if bit != 0 {
+            *server.scratch.changed.entry(id).or_default() |= bit;
+        }
+    }
+}
+
+fn collect_removed<C: ReplicatedComponent>(
+    index: ComponentIndex,
+    mut server: ResMut<ReplicationServer>,
+    registry: Res<ReplicationRegistry>,
+    mut shadows: ResMut<Shadows<C>>,
+    mut removed: RemovedComponents<C>,
+    alive: Query<Has<C>, With<Replicated>>,
+) {
+    let server = &mut *server;
+    let is_position = registry.position_index() == Some(index);
+    let name = registry.component(index).map_or("", |c| c.name.as_str());
+    for entity in removed.read() {
+        // Despawned entities are handled as a whole; re-inserted components as changes.
+        if !matches!(alive.get(entity), Ok(false)) {
+            continue;
+        }
+        let Some(&id) = server.mirror.by_entity.get(&entity) else {
+            continue;
+        };
+        let Some(record) = server.mirror.records.get_mut(&id) else {
+            continue;
+        };
+        if record.components[usize::from(index.0)].take().is_none() {
+            continue;
+        }
+        shadows.0.remove(&id);
+        kind_changes(&mut server.scratch.kinds, record.kind)
+            .written
+            .push(ComponentWrite {
+                entity: id,
+                component: name.to_string(),
+                bytes: None,
+            });
+        if is_position && let Some(q) = record.qpos.take() {
+            server.mirror.grid.remove(id, q);
+            server.mirror.refresh_everywhere(id);
+        }
+        *server.scratch.changed.entry(id).or_default() |= index.bit();
+    }
+}
+
+/// Starts a replication tick.
+pub(crate) fn begin_tick(mut server: ResMut<ReplicationServer>) {
+    server.tick += 1;
+    let scratch = &mut server.scratch;
+    scratch.changed.clear();
+    scratch.created.clear();
+    scratch.moved.clear();
+    scratch.despawned.clear();
+    scratch
+        .kinds
+        .iter_mut()
+        .for_each(|k| *k = KindChanges::default());
+}
+
+/// Entities that stopped replicating: despawned, or their [`Replicated`] removed.
+pub(crate) fn detect_despawns(
+    mut server: ResMut<ReplicationServer>,
+    mut removed: RemovedComponents<Replicated>,
+    alive: Query<(), With<Replicated>>,
+) {
+    let server = &mut *server;
+    for entity in removed.read() {
+        if alive.contains(entity) {
+            continue;
+        }
+        let Some(id) = server.mirror.by_entity.remove(&entity) else {
+            continue;
+        };
+        let Some(record) = server.mirror.records.remove(&id) else {
+            continue;
+        };
+        if let Some(q) = record.qpos {
+            server.mirror.grid.remove(id, q);
+        }
+        server.mirror.everywhere.remove(&id);
+        kind_changes(&mut server.scratch.kinds, record.kind)
+            .deleted
+            .push(id);
+        server
+            .scratch
+            .despawned
+            .push((id, record.kind, record.qpos));
+    }
+}
+
+/// Gives replicated entities without a [`NetId`] a fresh one.
+pub(crate) fn assign_net_ids(
+    mut commands: Commands,
+    mut allocator: ResMut<NetIdAllocator>,
+    unnamed: Query<Entity, (With<Replicated>, Without<NetId>)>,
+) {
+    for entity in &unnamed {
+        commands.entity(entity).insert(allocator.allocate());
+    }
+}
+
+type NewEntity<'a> = (
+    Entity,
+    &'a NetId,
+    &'a Replicated,
+    Option<&'a Owner>,
+    Has<AlwaysRelevant>,
+);
+
+/// Starts tracking entities that began replicating this tick.
+pub(crate) fn register_entities(
+    mut server: ResMut<ReplicationServer>,
+    registry: Res<ReplicationRegistry>,
+    mut allocator: ResMut<NetIdAllocator>,
+    added: Query<NewEntity, Added<Replicated>>,
+) {
+    let tick = server.tick;
+    let server = &mut *server;
+    for (entity, &id, replicated, owner, always_relevant) in &added {
+        allocator.observe(id);
+        if server.mirror.records.contains_key(&id) {
+            tracing::error!(
+                ?id,
+                ?entity,
+                "duplicate NetId; the entity is not replicated"
+            );
+            continue;
+        }
+        server.mirror.records.insert(
+            id,
+            EntityRecord {
+                kind: replicated.kind,
+                created_at: tick,
+                owner: owner.map(|o| o.0),
+                always_relevant,
+                components: vec![None; registry.components().len()],
+                qpos: None,
+                hash_public: 0,
+                hash_owner: 0,
+            },
+        );
+        server.mirror.by_entity.insert(entity, id);
+        server.mirror.refresh_everywhere(id);
+        server.scratch.created.push(id);
+        server.scratch.changed.insert(id, u64::MAX);
+    }
+}
+
+/// Seals the tick: hashes changed entities, completes the full change set, records history.
+pub(crate) fn finish_tick(
+    mut server: ResMut<ReplicationServer>,
+    registry: Res<ReplicationRegistry>,
+    config: Res<ReplicationConfig>,
+) {
+    let tick = server.tick;
+    let server = &mut *server;
+    for id in server.scratch.changed.keys() {
+        if let Some(record) = server.mirror.records.get_mut(id) {
+            record.rehash(*id, &registry);
+        }
+    }
+    for &id in &server.scratch.created {
+        let Some(record) = server.mirror.records.get(&id) else {
+            continue;
+        };
+        let components = record
+            .components
+            .iter()
+            .enumerate()
+            .filter_map(|(i, bytes)| {
+                let info = registry.component(ComponentIndex(i as u8))?;
+                Some(ComponentValue {
+                    component: info.name.clone(),
+                    bytes: bytes.clone()?,
+                })
+            })
+            .collect();
+        kind_changes(&mut server.scratch.kinds, record.kind)
+            .created
+            .push(EntitySnapshot { id, components });
+    }
+    server.change_set.tick = tick;
+    server.change_set.kinds.clear();
+    for (i, changes) in server.scratch.kinds.iter_mut().enumerate() {
+        if !changes.is_empty() {
+            let name = registry.kind_name(KindId(i as u16)).to_string();
+            server
+                .change_set
+                .kinds
+                .insert(name, std::mem::take(changes));
+        }
+    }
+    let changed = server.scratch.changed.iter().map(|(id, mask)| (*id, *mask));
+    server
+        .history
+        .push(tick, changed, config.history_ticks as usize);
+}
+
+/// Updates interest, then builds and encodes every client's change set.
+pub(crate) fn send_change_sets(
+    mut server: ResMut<ReplicationServer>,
+    registry: Res<ReplicationRegistry>,
+    config: Res<ReplicationConfig>,
+    mut scratch: Local<HashMap<NetId, u64>>,
+) {
+    let position_bit = registry.position_index().map_or(0, |p| p.bit());
+    interest::update(&mut server, &config, position_bit);
+    let server = &mut *server;
+    let cx = BuildContext {
+        tick: server.tick,
+        mirror: &server.mirror,
+        history: &server.history,
+        registry: &registry,
+        config: &config,
+    };
+    for (id, client) in server.clients.iter_mut() {
+        let set = build(client, &cx, &mut scratch);
+        let packets = encode_packets(&set, config.mtu);
+        client.stats.packets += packets.len() as u64;
+        client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
+        server.outbox.entry(*id).or_default().extend(packets);
+    }
+}

@@ -1,0 +1,156 @@
+//! Interest management: which entities each client sees.
+//!
+//! Work follows change: a client's visibility is recomputed from the grid only
+//! when its view or its center moved; otherwise only the entities that moved,
+//! appeared or disappeared this tick are re-evaluated against it.
+
+use bevy_platform::collections::HashSet;
+
+use super::client_state::ClientState;
+use super::mirror::{EntityRecord, Mirror};
+use super::{ReplicationServer, View};
+use crate::change_set::QPos;
+use crate::config::ReplicationConfig;
+use crate::net_id::NetId;
+
+/// View radii in quanta.
+#[derive(Clone, Copy)]
+struct Radii {
+    enter: f64,
+    keep: f64,
+}
+
+/// Updates every client's visible set for the current tick.
+pub(crate) fn update(
+    server: &mut ReplicationServer,
+    config: &ReplicationConfig,
+    position_bit: u64,
+) {
+    let tick = server.tick;
+    let ReplicationServer {
+        mirror,
+        clients,
+        scratch,
+        ..
+    } = server;
+
+    for client in clients.values_mut() {
+        for (id, _, _) in &scratch.despawned {
+            client.leave(*id, tick);
+        }
+        match client.view {
+            View::Room => {
+                if client.view_dirty {
+                    client.view_dirty = false;
+                    let ids: Vec<NetId> = mirror.records.keys().copied().collect();
+                    for id in ids {
+                        client.enter(id, tick);
+                    }
+                } else {
+                    for &id in &scratch.created {
+                        client.enter(id, tick);
+                    }
+                }
+            }
+            View::Radius { center, radius } => {
+                let radii = Radii {
+                    enter: f64::from(radius / config.position_precision),
+                    keep: f64::from((radius + config.hysteresis) / config.position_precision),
+                };
+                let center_pos = center
+                    .and_then(|id| mirror.records.get(&id))
+                    .and_then(|r| r.qpos);
+                let center_moved = center
+                    .and_then(|id| scratch.changed.get(&id))
+                    .is_some_and(|mask| mask & position_bit != 0);
+                if client.view_dirty || center_moved {
+                    client.view_dirty = false;
+                    recompute(client, mirror, center_pos, radii, tick);
+                } else {
+                    for &id in scratch.moved.iter().chain(&scratch.created) {
+                        if let Some(record) = mirror.records.get(&id) {
+                            let visible = client.visible.contains_key(&id);
+                            match (visible, sees(client, record, center_pos, radii, visible)) {
+                                (false, true) => client.enter(id, tick),
+                                (true, false) => client.leave(id, tick),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rebuilds a client's visible set from the grid around its center.
+fn recompute(
+    client: &mut ClientState,
+    mirror: &Mirror,
+    center: Option<QPos>,
+    radii: Radii,
+    tick: u64,
+) {
+    let mut next: HashSet<NetId> = HashSet::default();
+    for &id in &mirror.everywhere {
+        if let Some(record) = mirror.records.get(&id)
+            && sees(
+                client,
+                record,
+                center,
+                radii,
+                client.visible.contains_key(&id),
+            )
+        {
+            next.insert(id);
+        }
+    }
+    if let Some(c) = center {
+        let reach = radii.keep.ceil().min(f64::from(i32::MAX)) as i32;
+        mirror.grid.around(c, reach, |id| {
+            if let Some(record) = mirror.records.get(&id)
+                && sees(
+                    client,
+                    record,
+                    center,
+                    radii,
+                    client.visible.contains_key(&id),
+                )
+            {
+                next.insert(id);
+            }
+        });
+    }
+    let leaving: Vec<NetId> = client
+        .visible
+        .keys()
+        .filter(|id| !next.contains(*id))
+        .copied()
+        .collect();
+    for id in leaving {
+        client.leave(id, tick);
+    }
+    for id in next {
+        client.enter(id, tick);
+    }
+}
+
+/// Whether `client` sees `record`; entities already visible get the wider keep radius.
+fn sees(
+    client: &ClientState,
+    record: &EntityRecord,
+    center: Option<QPos>,
+    radii: Radii,
+    visible: bool,
+) -> bool {
+    if record.sees_everywhere(client.id) {
+        return true;
+    }
+    let (Some(c), Some(p)) = (center, record.qpos) else {
+        return false;
+    };
+    let dx = f64::from(p.x) - f64::from(c.x);
+    let dy = f64::from(p.y) - f64::from(c.y);
+    let r = if visible { radii.keep } else { radii.enter };
+    dx * dx + dy * dy <= r * r
+}

@@ -1,0 +1,211 @@
+//! The server's replicated view of the world: one record per replicated entity.
+//!
+//! Each component value is serialized once, when it changes, and the bytes are
+//! shared by every client's change set, by full states and by checksums.
+
+use bevy_ecs::entity::Entity;
+use bevy_platform::collections::{HashMap, HashSet};
+use glam::Vec2;
+
+use crate::change_set::QPos;
+use crate::checksum::entity_hash;
+use crate::net_id::{ClientId, KindId, NetId};
+use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
+
+/// One replicated entity as the server last replicated it.
+#[derive(Debug, Clone)]
+pub(crate) struct EntityRecord {
+    pub kind: KindId,
+    /// The tick the entity started replicating.
+    pub created_at: u64,
+    pub owner: Option<ClientId>,
+    pub always_relevant: bool,
+    /// Serialized component values by registry index (the position component's
+    /// bytes included, for lossless change sets; clients get it as `qpos`).
+    pub components: Vec<Option<Vec<u8>>>,
+    pub qpos: Option<QPos>,
+    /// Hash as seen by a non-owner and by the owner (private components included).
+    pub hash_public: u64,
+    pub hash_owner: u64,
+}
+
+impl EntityRecord {
+    /// The components a client may see: public ones, private ones only for the owner,
+    /// never the position component (it travels as `qpos`).
+    pub fn visible_components<'a>(
+        &'a self,
+        registry: &'a ReplicationRegistry,
+        owner_view: bool,
+    ) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+        let position = registry.position_index();
+        self.components
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, bytes)| {
+                let index = ComponentIndex(i as u8);
+                let info = registry.component(index)?;
+                let allowed = owner_view || info.visibility == Visibility::Public;
+                (allowed && Some(index) != position)
+                    .then_some(())
+                    .and(bytes.as_deref())
+                    .map(|b| (i as u8, b))
+            })
+    }
+
+    /// Mask of the components a client may see (excluding the position).
+    pub fn visible_mask(&self, registry: &ReplicationRegistry, owner_view: bool) -> u64 {
+        let mut mask = 0;
+        for (i, info) in registry.components().iter().enumerate() {
+            if owner_view || info.visibility == Visibility::Public {
+                mask |= 1 << i;
+            }
+        }
+        if let Some(p) = registry.position_index() {
+            mask &= !p.bit();
+        }
+        mask
+    }
+
+    pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry) {
+        self.hash_public = entity_hash(
+            id,
+            self.kind,
+            self.qpos,
+            self.visible_components(registry, false),
+        );
+        self.hash_owner = entity_hash(
+            id,
+            self.kind,
+            self.qpos,
+            self.visible_components(registry, true),
+        );
+    }
+
+    pub fn hash_for(&self, client: ClientId) -> u64 {
+        if self.owner == Some(client) {
+            self.hash_owner
+        } else {
+            self.hash_public
+        }
+    }
+
+    pub fn sees_everywhere(&self, client: ClientId) -> bool {
+        self.always_relevant || self.owner == Some(client) || self.qpos.is_none()
+    }
+}
+
+/// All replicated entities, and a spatial grid over those with a position.
+#[derive(Debug, Default)]
+pub(crate) struct Mirror {
+    pub records: HashMap<NetId, EntityRecord>,
+    pub by_entity: HashMap<Entity, NetId>,
+    pub grid: Grid,
+    /// Entities some client sees regardless of view: always relevant, owned, or without position.
+    pub everywhere: HashSet<NetId>,
+}
+
+impl Mirror {
+    /// Re-files `id` in the "seen everywhere" index after its flags or position changed.
+    pub fn refresh_everywhere(&mut self, id: NetId) {
+        match self.records.get(&id) {
+            Some(r) if r.always_relevant || r.owner.is_some() || r.qpos.is_none() => {
+                self.everywhere.insert(id);
+            }
+            _ => {
+                self.everywhere.remove(&id);
+            }
+        }
+    }
+}
+
+/// Uniform grid of entity ids by quantized position.
+#[derive(Debug, Default)]
+pub(crate) struct Grid {
+    pub cell_quanta: i32,
+    cells: HashMap<(i32, i32), Vec<NetId>>,
+}
+
+impl Grid {
+    pub fn new(cell_quanta: i32) -> Self {
+        Self {
+            cell_quanta: cell_quanta.max(1),
+            cells: HashMap::default(),
+        }
+    }
+
+    pub fn cell_of(&self, p: QPos) -> (i32, i32) {
+        (
+            p.x.div_euclid(self.cell_quanta),
+            p.y.div_euclid(self.cell_quanta),
+        )
+    }
+
+    pub fn insert(&mut self, id: NetId, p: QPos) {
+        let cell = self.cell_of(p);
+        self.cells.entry(cell).or_default().push(id);
+    }
+
+    pub fn remove(&mut self, id: NetId, p: QPos) {
+        let cell = self.cell_of(p);
+        if let Some(ids) = self.cells.get_mut(&cell) {
+            if let Some(i) = ids.iter().position(|&x| x == id) {
+                ids.swap_remove(i);
+            }
+            if ids.is_empty() {
+                self.cells.remove(&cell);
+            }
+        }
+    }
+
+    pub fn relocate(&mut self, id: NetId, from: Option<QPos>, to: Option<QPos>) {
+        if from.map(|p| self.cell_of(p)) == to.map(|p| self.cell_of(p)) {
+            return;
+        }
+        if let Some(p) = from {
+            self.remove(id, p);
+        }
+        if let Some(p) = to {
+            self.insert(id, p);
+        }
+    }
+
+    /// Every id in cells overlapping the square `center ± reach` (in quanta).
+    pub fn around(&self, center: QPos, reach: i32, mut f: impl FnMut(NetId)) {
+        let (x0, y0) = self.cell_of(QPos {
+            x: center.x.saturating_sub(reach),
+            y: center.y.saturating_sub(reach),
+        });
+        let (x1, y1) = self.cell_of(QPos {
+            x: center.x.saturating_add(reach),
+            y: center.y.saturating_add(reach),
+        });
+        for cy in y0..=y1 {
+            for cx in x0..=x1 {
+                if let Some(ids) = self.cells.get(&(cx, cy)) {
+                    ids.iter().copied().for_each(&mut f);
+                }
+            }
+        }
+    }
+}
+
+/// Quantizes a position to `precision` units per quantum, saturating far away.
+pub(crate) fn quantize(v: Vec2, precision: f32) -> QPos {
+    let q = |c: f32| {
+        let n = (c / precision).round();
+        if n.is_nan() {
+            0
+        } else {
+            n.clamp(i32::MIN as f32, i32::MAX as f32) as i32
+        }
+    };
+    QPos {
+        x: q(v.x),
+        y: q(v.y),
+    }
+}
+
+/// The position a quantized value stands for.
+pub fn dequantize(p: QPos, precision: f32) -> Vec2 {
+    Vec2::new(p.x as f32 * precision, p.y as f32 * precision)
+}
