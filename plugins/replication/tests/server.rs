@@ -1,0 +1,316 @@
+//! Server behaviour: full change sets, idle ticks, interest, privacy, history window, identity.
+
+mod common;
+
+use bevy_app::App;
+use bevy_ecs::prelude::*;
+use common::*;
+use glam::Vec2;
+use kasagi_replication::client::ClientReplica;
+use kasagi_replication::codec::decode_packet;
+use kasagi_replication::fields::FieldValue;
+use kasagi_replication::prelude::*;
+
+fn spawn(app: &mut App, kind: KindId, at: Vec2) -> Entity {
+    app.world_mut()
+        .spawn((Replicated { kind }, Pos(at), Health(10)))
+        .id()
+}
+
+fn server() -> (App, KindId) {
+    server_app(ReplicationConfig::default())
+}
+
+fn deliver(server: &mut App, client: ClientId, app: &mut App) {
+    let packets = server
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .take_packets(client);
+    for p in packets {
+        ClientReplica::receive(app.world_mut(), &p).expect("valid packet");
+    }
+    if let Some(ack) = app.world_mut().resource_mut::<ClientReplica>().take_ack() {
+        server
+            .world_mut()
+            .resource_mut::<ReplicationServer>()
+            .receive_ack(client, ack)
+            .unwrap();
+    }
+}
+
+fn change_set(app: &App) -> &FullChangeSet {
+    app.world()
+        .resource::<ReplicationServer>()
+        .full_change_set()
+}
+
+#[test]
+fn full_change_set_has_created_field_updates_and_deletions_by_kind() {
+    let (mut app, units) = server();
+    let trees = app.replicate_kind("trees");
+    let a = spawn(&mut app, units, Vec2::new(1.0, 2.0));
+    let t = spawn(&mut app, trees, Vec2::ZERO);
+    app.update();
+    let set = change_set(&app);
+    assert_eq!(set.kinds["units"].created.len(), 1);
+    assert_eq!(set.kinds["trees"].created.len(), 1);
+    let names: Vec<&str> = set.kinds["units"].created[0]
+        .components
+        .iter()
+        .map(|c| c.component.as_str())
+        .collect();
+    assert_eq!(names, ["pos", "health"]);
+
+    app.world_mut().get_mut::<Pos>(a).unwrap().0.x = 1.5;
+    app.world_mut().despawn(t);
+    app.update();
+    let set = change_set(&app);
+    let id = *app.world().get::<NetId>(a).unwrap();
+    let units_changes = &set.kinds["units"];
+    assert_eq!(
+        units_changes.updated.len(),
+        1,
+        "only the changed field: {:?}",
+        units_changes.updated
+    );
+    let change = &units_changes.updated[0];
+    assert_eq!((change.entity, change.field.as_str()), (id, "pos.x"));
+    assert_eq!(
+        (&change.old, &change.new),
+        (&FieldValue::F32(1.0), &FieldValue::F32(1.5))
+    );
+    assert_eq!(units_changes.written.len(), 1);
+    assert_eq!(set.kinds["trees"].deleted.len(), 1);
+    assert!(set.kinds["trees"].created.is_empty());
+}
+
+#[test]
+fn writes_of_equal_values_are_not_changes() {
+    let (mut app, units) = server();
+    let a = spawn(&mut app, units, Vec2::ONE);
+    app.update();
+    *app.world_mut().get_mut::<Health>(a).unwrap() = Health(10);
+    app.update();
+    assert!(change_set(&app).is_empty());
+}
+
+#[test]
+fn an_idle_tick_produces_empty_change_sets() {
+    let (mut app, units) = server();
+    for i in 0..50 {
+        spawn(&mut app, units, Vec2::splat(i as f32));
+    }
+    app.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .connect(ClientId(1), View::Room);
+    let mut client = client_app(ReplicationConfig::default());
+    app.update();
+    deliver(&mut app, ClientId(1), &mut client);
+    app.update();
+    deliver(&mut app, ClientId(1), &mut client);
+    app.update();
+    assert!(change_set(&app).is_empty());
+    let packets = app
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .take_packets(ClientId(1));
+    let set = decode_packet(&packets[0]).unwrap().set;
+    assert!(
+        set.created.is_empty()
+            && set.moved.is_empty()
+            && set.updated.is_empty()
+            && set.removed.is_empty()
+    );
+    assert!(
+        packets[0].len() < 16,
+        "an idle change set is a bare header: {} bytes",
+        packets[0].len()
+    );
+}
+
+#[test]
+fn a_late_joiner_gets_a_full_state() {
+    let (mut app, units) = server();
+    for i in 0..30 {
+        spawn(&mut app, units, Vec2::splat(i as f32));
+    }
+    for _ in 0..5 {
+        app.update();
+    }
+    app.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .connect(ClientId(9), View::Room);
+    app.update();
+    let packets = app
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .take_packets(ClientId(9));
+    let first = decode_packet(&packets[0]).unwrap();
+    assert!(first.set.is_full());
+    let mut client = client_app(ReplicationConfig::default());
+    for p in &packets {
+        ClientReplica::receive(client.world_mut(), p).unwrap();
+    }
+    assert_eq!(replica(&client).len(), 30);
+    let mut q = client.world_mut().query::<(&NetId, &Health, &Pos)>();
+    assert_eq!(q.iter(client.world()).count(), 30);
+}
+
+#[test]
+fn private_components_reach_only_their_owner() {
+    let (mut app, units) = server();
+    let owned = app
+        .world_mut()
+        .spawn((
+            Replicated { kind: units },
+            Pos(Vec2::ZERO),
+            Owner(ClientId(1)),
+            Secret {
+                code: 7,
+                note: "x".into(),
+            },
+        ))
+        .id();
+    let mut clients = [
+        (ClientId(1), client_app(ReplicationConfig::default())),
+        (ClientId(2), client_app(ReplicationConfig::default())),
+    ];
+    for (id, _) in &clients {
+        app.world_mut()
+            .resource_mut::<ReplicationServer>()
+            .connect(*id, View::Room);
+    }
+    app.update();
+    for (id, c) in &mut clients {
+        deliver(&mut app, *id, c);
+    }
+    app.world_mut().get_mut::<Secret>(owned).unwrap().code = 8;
+    app.update();
+    for (id, c) in &mut clients {
+        deliver(&mut app, *id, c);
+    }
+    let secret = |c: &mut App| {
+        let mut q = c.world_mut().query::<&Secret>();
+        q.iter(c.world()).next().map(|s| s.code)
+    };
+    assert_eq!(secret(&mut clients[0].1), Some(8));
+    assert_eq!(secret(&mut clients[1].1), None);
+    assert_eq!(
+        replica(&clients[1].1).len(),
+        1,
+        "the entity itself is public"
+    );
+}
+
+#[test]
+fn the_view_edge_has_hysteresis() {
+    let config = ReplicationConfig {
+        hysteresis: 8.0,
+        ..ReplicationConfig::default()
+    };
+    let (mut app, units) = server_app(config.clone());
+    let center = spawn(&mut app, units, Vec2::ZERO);
+    let other = spawn(&mut app, units, Vec2::new(65.0, 0.0));
+    app.update();
+    let center_id = *app.world().get::<NetId>(center).unwrap();
+    app.world_mut().resource_mut::<ReplicationServer>().connect(
+        ClientId(1),
+        View::Radius {
+            center: Some(center_id),
+            radius: 60.0,
+        },
+    );
+    let mut client = client_app(config);
+    let mut visible_at = |app: &mut App, x: f32| {
+        app.world_mut().get_mut::<Pos>(other).unwrap().0.x = x;
+        app.update();
+        deliver(app, ClientId(1), &mut client);
+        replica(&client).len() == 2
+    };
+    assert!(!visible_at(&mut app, 65.0), "outside the radius");
+    assert!(visible_at(&mut app, 55.0), "inside the radius");
+    assert!(
+        visible_at(&mut app, 65.0),
+        "within radius + hysteresis it stays"
+    );
+    assert!(visible_at(&mut app, 62.0));
+    assert!(
+        !visible_at(&mut app, 70.0),
+        "beyond radius + hysteresis it leaves"
+    );
+    assert!(
+        !visible_at(&mut app, 62.0),
+        "and re-enters only inside the radius"
+    );
+    assert!(visible_at(&mut app, 59.0));
+}
+
+#[test]
+fn a_client_behind_the_history_window_gets_a_full_state() {
+    let config = ReplicationConfig {
+        history_ticks: 8,
+        ..ReplicationConfig::default()
+    };
+    let (mut app, units) = server_app(config.clone());
+    let a = spawn(&mut app, units, Vec2::ZERO);
+    app.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .connect(ClientId(1), View::Room);
+    let mut client = client_app(config);
+    app.update();
+    deliver(&mut app, ClientId(1), &mut client);
+    // The client goes silent: no acks for longer than the window.
+    for i in 0..12 {
+        app.world_mut().get_mut::<Health>(a).unwrap().0 = i;
+        app.update();
+    }
+    let server = app.world().resource::<ReplicationServer>();
+    assert_eq!(server.client_stats(ClientId(1)).unwrap().full_states, 2);
+}
+
+#[test]
+fn ids_are_assigned_or_kept() {
+    let (mut app, units) = server();
+    let mine = app
+        .world_mut()
+        .spawn((Replicated { kind: units }, NetId(1_000), Health(1)))
+        .id();
+    let auto = app
+        .world_mut()
+        .spawn((Replicated { kind: units }, Health(1)))
+        .id();
+    app.update();
+    assert_eq!(app.world().get::<NetId>(mine), Some(&NetId(1_000)));
+    let assigned = *app.world().get::<NetId>(auto).unwrap();
+    assert_ne!(assigned, NetId(1_000));
+    let later = app
+        .world_mut()
+        .spawn((Replicated { kind: units }, Health(1)))
+        .id();
+    app.update();
+    assert!(
+        app.world().get::<NetId>(later).unwrap().0 > 1_000,
+        "fresh ids stay above every id seen"
+    );
+}
+
+#[test]
+fn the_protocol_hash_tracks_the_registry() {
+    let hash = |app: &App| {
+        app.world()
+            .resource::<ReplicationRegistry>()
+            .protocol_hash()
+    };
+    let (a, _) = server();
+    let b = client_app(ReplicationConfig::default());
+    assert_eq!(
+        hash(&a),
+        hash(&b),
+        "server and client with the same registrations agree"
+    );
+    let mut c = App::new();
+    c.add_plugins(ReplicationPlugin::default());
+    c.replicate::<Health>()
+        .replicate_position::<Pos>(|p| p.0, Pos);
+    assert_ne!(hash(&a), hash(&c), "a different registry disagrees");
+}
