@@ -8,5 +8,6 @@
 //! See `ARCHITECTURE.md` for the design and `README.md` for how to run it.
 
 pub mod cli;
+pub mod replication;
 pub mod room;
 pub mod sim;

@@ -24,7 +24,8 @@ mod villagers;
 mod world_def;
 
 pub use components::{
-    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, Velocity,
+    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SearchCooldown, SimId,
+    Velocity,
 };
 pub use generate::populate;
 pub use index::{SimIndex, StaticGrid, StaticIndex};

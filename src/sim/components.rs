@@ -4,21 +4,47 @@
 //! world's state is fully described by them (see [`super::state_hash`]).
 //! Cross-entity references are [`SimId`]s, never `Entity`, because entity
 //! bits are not stable across processes while sim ids are.
+//!
+//! Components derive `Reflect` so that tools (and the replication plugin the
+//! app wires in) can enumerate their fields without any code in the game.
 
 use bevy_ecs::prelude::*;
+use bevy_reflect::Reflect;
 use glam::Vec2;
 use serde::{Deserialize, Serialize};
 
 /// A stable, dense id of a simulated entity: the same in every run of the same
 /// world, across restarts and processes. Ids are handed out in spawn order.
 #[derive(
-    Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Component,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Reflect,
 )]
 pub struct SimId(pub u32);
 
 /// What an entity is; the grouping used by summaries and change sets.
 #[derive(
-    Component, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Component,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Reflect,
 )]
 pub enum Kind {
     /// A villager driven by needs.
@@ -47,15 +73,15 @@ impl Kind {
 }
 
 /// Where an entity is, in world units; always inside the map.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct Position(pub Vec2);
 
 /// How an entity moves, in world units per second.
-#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct Velocity(pub Vec2);
 
 /// A villager's needs, each kept in `0.0..=1.0`.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct Needs {
     /// 0 is sated, 1 is starving; rises over time, falls by eating.
     pub hunger: f32,
@@ -64,19 +90,24 @@ pub struct Needs {
 }
 
 /// A villager's mind: what it is doing now and what it carries.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct Npc {
     /// The current activity.
     pub activity: Activity,
     /// Food carried towards a building.
     pub carried: f32,
-    /// Ticks to wait before searching for a target again after a failed search,
-    /// so that a famine does not turn into a search storm.
-    pub search_cooldown: u16,
 }
 
+/// Ticks a villager waits before searching for a target again after a failed
+/// search, so that a famine does not turn into a search storm. Kept apart from
+/// [`Npc`] because it ticks down every tick while `Npc` changes rarely.
+#[derive(
+    Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Reflect,
+)]
+pub struct SearchCooldown(pub u16);
+
 /// What a villager is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Reflect)]
 pub enum Activity {
     /// Walking about, turning now and then.
     Wander,
@@ -122,7 +153,7 @@ impl Activity {
 }
 
 /// A food source that is eaten down and regrows.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct ResourceNode {
     /// Food available now, in `0.0..=capacity`.
     pub amount: f32,
@@ -133,7 +164,7 @@ pub struct ResourceNode {
 }
 
 /// A building: constructed by hauled food, then a place to rest and to store food.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct Building {
     /// Construction progress in `0.0..=1.0`; 1 is finished.
     pub progress: f32,
@@ -151,7 +182,7 @@ impl Building {
 }
 
 /// A player avatar, moved by [`super::PlayerInput`].
-#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Component, Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Reflect)]
 pub struct Player {
     /// The player's slot in the room, the address of its inputs.
     pub slot: u32,

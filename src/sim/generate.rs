@@ -10,8 +10,8 @@ use rand_pcg::Pcg32;
 use super::index::{SimIndex, StaticGrid, StaticIndex};
 use super::rng::{EntityRng, stream_rng};
 use super::{
-    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, SimParams,
-    Velocity, WorldDef,
+    Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SearchCooldown, SimId,
+    SimParams, Velocity, WorldDef,
 };
 
 /// Spawns the world described by `def` into an empty `world` and inserts the
@@ -67,7 +67,6 @@ pub fn populate(world: &mut World, def: &WorldDef) {
         let npc = Npc {
             activity: Activity::Wander,
             carried: 0.0,
-            search_cooldown: 0,
         };
         let heading = Vec2::from_angle(rng.random_range(0.0..TAU)) * tuning.npc_speed;
         spawn(
@@ -76,7 +75,7 @@ pub fn populate(world: &mut World, def: &WorldDef) {
             def.seed,
             Kind::Npc,
             pos,
-            (npc, needs, Velocity(heading)),
+            (npc, needs, SearchCooldown(0), Velocity(heading)),
         );
     }
 

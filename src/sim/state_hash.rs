@@ -9,7 +9,9 @@
 use bevy_ecs::prelude::*;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{Building, Kind, Needs, Npc, Player, Position, ResourceNode, SimId, Velocity};
+use super::{
+    Building, Kind, Needs, Npc, Player, Position, ResourceNode, SearchCooldown, SimId, Velocity,
+};
 
 type HashedItem<'a> = (
     &'a SimId,
@@ -21,6 +23,7 @@ type HashedItem<'a> = (
     Option<&'a ResourceNode>,
     Option<&'a Building>,
     Option<&'a Player>,
+    Option<&'a SearchCooldown>,
 );
 
 /// Hashes the simulation state of `world` (XXH3-64 over a canonical byte stream).
@@ -30,7 +33,7 @@ pub fn state_hash(world: &mut World) -> u64 {
     items.sort_unstable_by_key(|item| *item.0);
 
     let mut h = Xxh3::new();
-    for (id, kind, pos, vel, needs, npc, node, building, player) in items {
+    for (id, kind, pos, vel, needs, npc, node, building, player, cooldown) in items {
         h.update(&id.0.to_le_bytes());
         h.update(&[*kind as u8]);
         // Each optional component is tagged so that absence is distinguishable.
@@ -47,7 +50,6 @@ pub fn state_hash(world: &mut World) -> u64 {
             let target = n.activity.target().map_or(u32::MAX, |t| t.0);
             h.update(&[4, n.activity.tag()]);
             h.update(&target.to_le_bytes());
-            h.update(&n.search_cooldown.to_le_bytes());
             floats(&mut h, 5, &[n.carried]);
         }
         if let Some(r) = node {
@@ -55,6 +57,10 @@ pub fn state_hash(world: &mut World) -> u64 {
         }
         if let Some(b) = building {
             floats(&mut h, 7, &[b.progress, b.storage, b.capacity]);
+        }
+        if let Some(c) = cooldown {
+            h.update(&[10]);
+            h.update(&c.0.to_le_bytes());
         }
         if let Some(p) = player {
             h.update(&[8]);

@@ -15,13 +15,17 @@ use rand::RngExt;
 
 use super::index::{SimIndex, StaticIndex};
 use super::rng::EntityRng;
-use super::{Activity, Building, Needs, Npc, Position, ResourceNode, SimId, SimParams, Velocity};
+use super::{
+    Activity, Building, Needs, Npc, Position, ResourceNode, SearchCooldown, SimId, SimParams,
+    Velocity,
+};
 
 type VillagerItem<'a> = (
     &'a Position,
     &'a mut Velocity,
     &'a mut Needs,
     &'a mut Npc,
+    &'a mut SearchCooldown,
     &'a mut EntityRng,
 );
 
@@ -41,17 +45,17 @@ pub fn villager_behaviour(
 ) {
     let t = &params.tuning;
     let dt = params.dt;
-    for (pos, mut vel, mut needs, mut npc, mut rng) in &mut villagers {
+    for (pos, mut vel, mut needs, mut npc, mut cooldown, mut rng) in &mut villagers {
         let pos = pos.0;
         let mut new_vel = vel.0;
         let mut new_needs = *needs;
         let mut new_npc = *npc;
-        new_npc.search_cooldown = new_npc.search_cooldown.saturating_sub(1);
+        let mut new_cooldown = cooldown.0.saturating_sub(1);
 
         match npc.activity {
             Activity::Wander => {
                 let mut chosen = None;
-                if new_npc.search_cooldown == 0 {
+                if new_cooldown == 0 {
                     if needs.hunger >= t.hungry_at {
                         chosen = statics
                             .resources
@@ -68,7 +72,7 @@ pub fn villager_behaviour(
                     let wants_something = needs.hunger >= t.hungry_at || needs.energy <= t.tired_at;
                     if chosen.is_none() && wants_something {
                         let jitter = rng.0.random_range(0..=t.search_cooldown_ticks);
-                        new_npc.search_cooldown = t.search_cooldown_ticks.saturating_add(jitter);
+                        new_cooldown = t.search_cooldown_ticks.saturating_add(jitter);
                     }
                 }
                 match chosen {
@@ -157,6 +161,7 @@ pub fn villager_behaviour(
             new_needs.energy = (new_needs.energy - t.tiredness_per_sec * dt).max(0.0);
         }
         commit(&mut vel, &mut needs, &mut npc, new_vel, new_needs, new_npc);
+        cooldown.set_if_neq(SearchCooldown(new_cooldown));
     }
 }
 

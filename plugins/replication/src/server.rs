@@ -101,8 +101,8 @@ pub(crate) struct TickScratch {
     pub changed: HashMap<NetId, u64>,
     /// Entities that started replicating.
     pub created: Vec<NetId>,
-    /// Entities whose quantized position changed.
-    pub moved: Vec<NetId>,
+    /// Entities whose quantized position changed, with the position before.
+    pub moved: Vec<(NetId, Option<QPos>)>,
     /// Entities that stopped replicating, with their last position.
     pub despawned: Vec<(NetId, KindId, Option<QPos>)>,
     /// This tick's full change set, per kind index.

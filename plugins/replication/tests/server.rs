@@ -114,18 +114,32 @@ fn an_idle_tick_produces_empty_change_sets() {
         .world_mut()
         .resource_mut::<ReplicationServer>()
         .take_packets(ClientId(1));
-    let set = decode_packet(&packets[0]).unwrap().set;
+    assert!(
+        packets.is_empty(),
+        "an idle tick sends nothing: {packets:?}"
+    );
+    // Until a checksum is due: then the change set is a bare header with the checksum.
+    let mut sent = Vec::new();
+    for _ in 0..ReplicationConfig::default().checksum_interval {
+        app.update();
+        sent.extend(
+            app.world_mut()
+                .resource_mut::<ReplicationServer>()
+                .take_packets(ClientId(1)),
+        );
+    }
+    assert_eq!(sent.len(), 1);
+    let set = decode_packet(&sent[0]).unwrap().set;
     assert!(
         set.created.is_empty()
             && set.moved.is_empty()
             && set.updated.is_empty()
             && set.removed.is_empty()
     );
-    assert!(
-        packets[0].len() < 16,
-        "an idle change set is a bare header: {} bytes",
-        packets[0].len()
-    );
+    assert!(set.checksum.is_some());
+    assert!(sent[0].len() < 24, "{} bytes", sent[0].len());
+    ClientReplica::receive(client.world_mut(), &sent[0]).unwrap();
+    assert_eq!(replica(&client).stats().checksum_mismatches, 0);
 }
 
 #[test]

@@ -20,12 +20,13 @@ pub(crate) struct BuildContext<'a> {
     pub config: &'a ReplicationConfig,
 }
 
-/// Builds `client`'s change set for the current tick and records it as sent.
+/// Builds `client`'s change set for the current tick and records it as sent;
+/// `None` when there is nothing to tell (no change, no checksum due).
 pub(crate) fn build(
     client: &mut ClientState,
     cx: &BuildContext,
     scratch: &mut HashMap<NetId, u64>,
-) -> LimitedChangeSet {
+) -> Option<LimitedChangeSet> {
     let tick = cx.tick;
     let baseline = client.baseline(
         tick,
@@ -73,16 +74,33 @@ pub(crate) fn build(
             }
             set.removed.extend(client.pending_removals.keys().copied());
 
+            // Walk whichever is smaller: the changes since the baseline, or what the client sees.
             scratch.clear();
-            for record in cx.history.since(base) {
-                for &(id, mask) in &record.changed {
-                    if client
-                        .visible
-                        .get(&id)
-                        .is_some_and(|entered| *entered <= base)
-                        && !client.unacked_entries.contains_key(&id)
+            let held_since_base = |id: &NetId, entered: u64| {
+                entered <= base && !client.unacked_entries.contains_key(id)
+            };
+            let window: usize = cx.history.since(base).map(|r| r.changed.len()).sum();
+            if window <= client.visible.len() {
+                for record in cx.history.since(base) {
+                    for &(id, mask) in &record.changed {
+                        if client
+                            .visible
+                            .get(&id)
+                            .is_some_and(|entered| held_since_base(&id, *entered))
+                        {
+                            *scratch.entry(id).or_default() |= mask;
+                        }
+                    }
+                }
+            } else {
+                for (id, entered) in &client.visible {
+                    if held_since_base(id, *entered)
+                        && let Some(record) = cx.mirror.records.get(id)
                     {
-                        *scratch.entry(id).or_default() |= mask;
+                        let mask = record.changed_since(base);
+                        if mask != 0 {
+                            scratch.insert(*id, mask);
+                        }
                     }
                 }
             }
@@ -139,18 +157,26 @@ pub(crate) fn build(
         set.checksum = Some(checksum(client, cx.mirror));
     }
 
+    let nothing = set.created.is_empty()
+        && set.moved.is_empty()
+        && set.updated.is_empty()
+        && set.removed.is_empty()
+        && set.checksum.is_none();
+    let horizon = tick.saturating_sub(u64::from(cx.config.history_ticks) + 1);
+    while client.sent.front().is_some_and(|s| s.tick < horizon) {
+        client.sent.pop_front();
+    }
+    if baseline.is_some() && nothing {
+        // The client's state at its baseline is already the current one.
+        return None;
+    }
     client.sent.push_back(SentRecord {
         tick,
         full: baseline.is_none(),
         baseline,
         positions,
     });
-    // Change sets older than the history window can no longer serve as a baseline.
-    let horizon = tick.saturating_sub(u64::from(cx.config.history_ticks) + 1);
-    while client.sent.front().is_some_and(|s| s.tick < horizon) {
-        client.sent.pop_front();
-    }
-    set
+    Some(set)
 }
 
 /// The checksum of everything `client` sees.

@@ -138,6 +138,7 @@ fn collect_changed<C: ReplicatedComponent>(
         }
         shadows.0.insert(id, value.clone());
         record.components[usize::from(index.0)] = Some(bytes);
+        let mut placed = false;
         if is_position && let Some(getter) = &getter {
             let q = quantize((getter.0)(value), config.position_precision);
             if record.qpos == Some(q) {
@@ -146,15 +147,17 @@ fn collect_changed<C: ReplicatedComponent>(
             } else {
                 server.mirror.grid.relocate(id, record.qpos, Some(q));
                 let was_placed = record.qpos.is_some();
+                server.scratch.moved.push((id, record.qpos));
                 record.qpos = Some(q);
-                server.scratch.moved.push(id);
-                if !was_placed {
-                    server.mirror.refresh_everywhere(id);
-                }
+                placed = !was_placed;
             }
         }
         if bit != 0 {
+            record.touch(index, tick);
             *server.scratch.changed.entry(id).or_default() |= bit;
+        }
+        if placed {
+            server.mirror.refresh_everywhere(id);
         }
     }
 }
@@ -192,9 +195,11 @@ fn collect_removed<C: ReplicatedComponent>(
                 component: name.to_string(),
                 bytes: None,
             });
+        record.touch(index, server.tick);
         if is_position && let Some(q) = record.qpos.take() {
             server.mirror.grid.remove(id, q);
             server.mirror.refresh_everywhere(id);
+            server.scratch.moved.push((id, Some(q)));
         }
         *server.scratch.changed.entry(id).or_default() |= index.bit();
     }
@@ -291,6 +296,8 @@ pub(crate) fn register_entities(
                 owner: owner.map(|o| o.0),
                 always_relevant,
                 components: vec![None; registry.components().len()],
+                changed_at: vec![tick; registry.components().len()],
+                last_change: tick,
                 qpos: None,
                 hash_public: 0,
                 hash_owner: 0,
@@ -371,7 +378,9 @@ pub(crate) fn send_change_sets(
         config: &config,
     };
     for (id, client) in server.clients.iter_mut() {
-        let set = build(client, &cx, &mut scratch);
+        let Some(set) = build(client, &cx, &mut scratch) else {
+            continue;
+        };
         let packets = encode_packets(&set, config.mtu);
         client.stats.packets += packets.len() as u64;
         client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();

@@ -4,7 +4,7 @@
 //! when its view or its center moved; otherwise only the entities that moved,
 //! appeared or disappeared this tick are re-evaluated against it.
 
-use bevy_platform::collections::HashSet;
+use bevy_platform::collections::{HashMap, HashSet};
 
 use super::client_state::ClientState;
 use super::mirror::{EntityRecord, Mirror};
@@ -33,6 +33,25 @@ pub(crate) fn update(
         scratch,
         ..
     } = server;
+
+    // Entities that moved this tick, filed under their old and new cells, so that
+    // each radius view looks only at the cells it covers. Entities that gained or
+    // lost a position, and new ones, concern every client.
+    let mut moved_cells: HashMap<(i32, i32), Vec<NetId>> = HashMap::default();
+    let mut everyone: Vec<NetId> = scratch.created.clone();
+    for &(id, old) in &scratch.moved {
+        let new = mirror.records.get(&id).and_then(|r| r.qpos);
+        match (old, new) {
+            (Some(a), Some(b)) => {
+                let (ca, cb) = (mirror.grid.cell_of(a), mirror.grid.cell_of(b));
+                moved_cells.entry(ca).or_default().push(id);
+                if ca != cb {
+                    moved_cells.entry(cb).or_default().push(id);
+                }
+            }
+            _ => everyone.push(id),
+        }
+    }
 
     for client in clients.values_mut() {
         for (id, _, _) in &scratch.despawned {
@@ -67,18 +86,38 @@ pub(crate) fn update(
                     client.view_dirty = false;
                     recompute(client, mirror, center_pos, radii, tick);
                 } else {
-                    for &id in scratch.moved.iter().chain(&scratch.created) {
-                        if let Some(record) = mirror.records.get(&id) {
-                            let visible = client.visible.contains_key(&id);
-                            match (visible, sees(client, record, center_pos, radii, visible)) {
-                                (false, true) => client.enter(id, tick),
-                                (true, false) => client.leave(id, tick),
-                                _ => {}
+                    for &id in &everyone {
+                        reevaluate(client, mirror, id, center_pos, radii, tick);
+                    }
+                    if let Some(c) = center_pos {
+                        let reach = radii.keep.ceil().min(f64::from(i32::MAX)) as i32;
+                        for cell in mirror.grid.cells_around(c, reach) {
+                            for &id in moved_cells.get(&cell).into_iter().flatten() {
+                                reevaluate(client, mirror, id, center_pos, radii, tick);
                             }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// Updates whether `client` sees `id`.
+fn reevaluate(
+    client: &mut ClientState,
+    mirror: &Mirror,
+    id: NetId,
+    center: Option<QPos>,
+    radii: Radii,
+    tick: u64,
+) {
+    if let Some(record) = mirror.records.get(&id) {
+        let visible = client.visible.contains_key(&id);
+        match (visible, sees(client, record, center, radii, visible)) {
+            (false, true) => client.enter(id, tick),
+            (true, false) => client.leave(id, tick),
+            _ => {}
         }
     }
 }

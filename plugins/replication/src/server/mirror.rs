@@ -23,6 +23,10 @@ pub(crate) struct EntityRecord {
     /// Serialized component values by registry index (the position component's
     /// bytes included, for lossless change sets; clients get it as `qpos`).
     pub components: Vec<Option<Vec<u8>>>,
+    /// The tick each component last changed for clients (the position: its quantum).
+    pub changed_at: Vec<u64>,
+    /// The newest of `changed_at`.
+    pub last_change: u64,
     pub qpos: Option<QPos>,
     /// Hash as seen by a non-owner and by the owner (private components included).
     pub hash_public: u64,
@@ -30,6 +34,26 @@ pub(crate) struct EntityRecord {
 }
 
 impl EntityRecord {
+    /// Records a client-visible change of component `index` at `tick`.
+    pub fn touch(&mut self, index: ComponentIndex, tick: u64) {
+        if let Some(t) = self.changed_at.get_mut(usize::from(index.0)) {
+            *t = tick;
+        }
+        self.last_change = tick;
+    }
+
+    /// The mask of components changed after `tick`.
+    pub fn changed_since(&self, tick: u64) -> u64 {
+        if self.last_change <= tick {
+            return 0;
+        }
+        self.changed_at
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t > tick)
+            .fold(0, |mask, (i, _)| mask | 1 << i)
+    }
+
     /// The components a client may see: public ones, private ones only for the owner,
     /// never the position component (it travels as `qpos`).
     pub fn visible_components<'a>(
@@ -169,8 +193,8 @@ impl Grid {
         }
     }
 
-    /// Every id in cells overlapping the square `center ± reach` (in quanta).
-    pub fn around(&self, center: QPos, reach: i32, mut f: impl FnMut(NetId)) {
+    /// The cells overlapping the square `center ± reach` (in quanta).
+    pub fn cells_around(&self, center: QPos, reach: i32) -> impl Iterator<Item = (i32, i32)> {
         let (x0, y0) = self.cell_of(QPos {
             x: center.x.saturating_sub(reach),
             y: center.y.saturating_sub(reach),
@@ -179,11 +203,14 @@ impl Grid {
             x: center.x.saturating_add(reach),
             y: center.y.saturating_add(reach),
         });
-        for cy in y0..=y1 {
-            for cx in x0..=x1 {
-                if let Some(ids) = self.cells.get(&(cx, cy)) {
-                    ids.iter().copied().for_each(&mut f);
-                }
+        (y0..=y1).flat_map(move |cy| (x0..=x1).map(move |cx| (cx, cy)))
+    }
+
+    /// Every id in cells overlapping the square `center ± reach` (in quanta).
+    pub fn around(&self, center: QPos, reach: i32, mut f: impl FnMut(NetId)) {
+        for cell in self.cells_around(center, reach) {
+            if let Some(ids) = self.cells.get(&cell) {
+                ids.iter().copied().for_each(&mut f);
             }
         }
     }
