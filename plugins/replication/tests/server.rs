@@ -328,3 +328,37 @@ fn the_protocol_hash_tracks_the_registry() {
         .replicate_position::<Pos>(|p| p.0, Pos);
     assert_ne!(hash(&a), hash(&c), "a different registry disagrees");
 }
+
+#[test]
+fn full_change_sets_serialize_for_storage_and_tools() {
+    let (mut app, units) = server();
+    let a = spawn(&mut app, units, Vec2::new(3.0, 4.0));
+    app.update();
+    app.world_mut().get_mut::<Pos>(a).unwrap().0.y = 5.0;
+    app.update();
+    let set = change_set(&app).clone();
+    let config = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(&set, config).unwrap();
+    let (back, _): (FullChangeSet, usize) =
+        bincode::serde::decode_from_slice(&bytes, config).unwrap();
+    assert_eq!(back, set);
+    let json = serde_json::to_string(&set).unwrap();
+    assert!(json.contains("\"field\":\"pos.y\""), "{json}");
+    // Tools can turn stored component bytes back into named fields.
+    app.update();
+    let registry = app.world().resource::<ReplicationRegistry>();
+    let pos = registry.index_of("pos").unwrap();
+    let fields = registry
+        .decode_fields(
+            pos,
+            &kasagi_replication::codec::encode_component(&Pos(Vec2::new(1.0, 2.0))),
+        )
+        .unwrap();
+    assert_eq!(
+        fields,
+        vec![
+            ("pos.x".to_string(), FieldValue::F32(1.0)),
+            ("pos.y".to_string(), FieldValue::F32(2.0))
+        ]
+    );
+}

@@ -89,7 +89,9 @@ pub(crate) fn update(
                     for &id in &everyone {
                         reevaluate(client, mirror, id, center_pos, radii, tick);
                     }
-                    if let Some(c) = center_pos {
+                    if let Some(c) = center_pos
+                        && !moved_cells.is_empty()
+                    {
                         let reach = radii.keep.ceil().min(f64::from(i32::MAX)) as i32;
                         for cell in mirror.grid.cells_around(c, reach) {
                             for &id in moved_cells.get(&cell).into_iter().flatten() {
