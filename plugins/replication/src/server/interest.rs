@@ -133,7 +133,7 @@ fn recompute(
     tick: u64,
 ) {
     let mut next: HashSet<NetId> = HashSet::default();
-    for &id in &mirror.everywhere {
+    let mut consider = |id: NetId| {
         if let Some(record) = mirror.records.get(&id)
             && sees(
                 client,
@@ -145,22 +145,11 @@ fn recompute(
         {
             next.insert(id);
         }
-    }
+    };
+    mirror.everywhere.iter().copied().for_each(&mut consider);
     if let Some(c) = center {
         let reach = radii.keep.ceil().min(f64::from(i32::MAX)) as i32;
-        mirror.grid.around(c, reach, |id| {
-            if let Some(record) = mirror.records.get(&id)
-                && sees(
-                    client,
-                    record,
-                    center,
-                    radii,
-                    client.visible.contains_key(&id),
-                )
-            {
-                next.insert(id);
-            }
-        });
+        mirror.grid.around(c, reach, &mut consider);
     }
     let leaving: Vec<NetId> = client
         .visible
