@@ -10,4 +10,5 @@
 pub mod cli;
 pub mod replication;
 pub mod room;
+pub mod serve;
 pub mod sim;

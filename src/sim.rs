@@ -30,7 +30,7 @@ pub use components::{
 pub use generate::populate;
 pub use index::{SimIndex, StaticGrid, StaticIndex};
 pub use params::SimParams;
-pub use players::{PlayerAction, PlayerInput, ScriptedPlayers};
+pub use players::{PlayerAction, PlayerInput, ScriptedPlayers, despawn_player, spawn_player};
 pub use rng::EntityRng;
 pub use state_hash::{format_hash, state_hash};
 pub use tuning::Tuning;

@@ -26,6 +26,13 @@ impl SimIndex {
         self.entities[i] = Some(entity);
     }
 
+    /// Forgets `id` (its entity was despawned). Ids are never reused.
+    pub fn remove(&mut self, id: SimId) {
+        if let Some(slot) = self.entities.get_mut(id.0 as usize) {
+            *slot = None;
+        }
+    }
+
     /// The entity with `id`, if it exists.
     pub fn get(&self, id: SimId) -> Option<Entity> {
         self.entities.get(id.0 as usize).copied().flatten()

@@ -116,3 +116,48 @@ pub fn apply_player_inputs(
         }
     }
 }
+
+/// Spawns a new player avatar at a seeded random spot and returns its id and slot.
+/// Slots are never reused within a room, so stale inputs cannot move a newcomer.
+pub fn spawn_player(world: &mut World) -> (super::SimId, u32) {
+    let slot = world
+        .query::<&Player>()
+        .iter(world)
+        .map(|p| p.slot + 1)
+        .max()
+        .unwrap_or(0)
+        .max(world.get_resource::<NextPlayerSlot>().map_or(0, |n| n.0));
+    world.insert_resource(NextPlayerSlot(slot + 1));
+    let params = world.resource::<SimParams>().clone();
+    let id = world.resource::<SimIndex>().next_id();
+    let mut rng = EntityRng::new(params.seed, id);
+    let at = Vec2::new(
+        rng.0.random_range(0.0..params.map_size.x),
+        rng.0.random_range(0.0..params.map_size.y),
+    );
+    let entity = world
+        .spawn((
+            id,
+            super::Kind::Player,
+            Position(at),
+            rng,
+            Player { slot, carried: 0.0 },
+            Velocity::default(),
+        ))
+        .id();
+    world.resource_mut::<SimIndex>().insert(id, entity);
+    (id, slot)
+}
+
+/// Despawns the player avatar `id`.
+pub fn despawn_player(world: &mut World, id: super::SimId) {
+    let entity = world.resource::<SimIndex>().get(id);
+    if let Some(entity) = entity {
+        world.despawn(entity);
+        world.resource_mut::<SimIndex>().remove(id);
+    }
+}
+
+/// The next player slot to hand out.
+#[derive(Resource, Clone, Copy, Debug, Default)]
+struct NextPlayerSlot(u32);

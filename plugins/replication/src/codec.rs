@@ -19,7 +19,7 @@
 
 mod packet;
 
-pub use packet::{Packet, decode_packet, encode_packets};
+pub use packet::{Packet, decode_packet, encode_packets, is_full_state};
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::Serialize;

@@ -16,6 +16,9 @@ pub struct ReplicationConfig {
     pub position_precision: f32,
     /// Largest encoded packet, in bytes. A change set that does not fit is split at entity boundaries.
     pub mtu: usize,
+    /// Largest encoded packet of a full state. Transports that carry full states on
+    /// a reliable channel raise it so that large worlds take fewer, larger parts.
+    pub full_state_mtu: usize,
     /// Side of an interest grid cell, in world units.
     pub cell_size: f32,
     /// Extra distance beyond a view radius before a visible entity leaves view,
@@ -33,6 +36,7 @@ impl Default for ReplicationConfig {
             checksum_interval: 30,
             position_precision: 0.05,
             mtu: 1200,
+            full_state_mtu: 1200,
             cell_size: 32.0,
             hysteresis: 8.0,
             full_state_resend_ticks: Some(8),

@@ -237,6 +237,19 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
     })
 }
 
+/// Reads only the header: whether the packet is part of a full state.
+/// Transports use it to route full states to a reliable channel.
+pub fn is_full_state(bytes: &[u8]) -> Result<bool, DecodeError> {
+    let (&version, mut rest) = bytes
+        .split_first()
+        .ok_or(DecodeError::Header("empty packet"))?;
+    if version != PROTOCOL_VERSION as u8 {
+        return Err(DecodeError::Version(version));
+    }
+    let header: Header = take(&mut rest)?;
+    Ok(header.baseline_lag == 0)
+}
+
 /// Rebuilds absolute ids from gaps, rejecting overflow and non-increasing ids.
 #[derive(Default)]
 struct IdDecoder {

@@ -381,7 +381,12 @@ pub(crate) fn send_change_sets(
         let Some(set) = build(client, &cx, &mut scratch) else {
             continue;
         };
-        let packets = encode_packets(&set, config.mtu);
+        let mtu = if set.is_full() {
+            config.full_state_mtu
+        } else {
+            config.mtu
+        };
+        let packets = encode_packets(&set, mtu);
         client.stats.packets += packets.len() as u64;
         client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
         server.outbox.entry(*id).or_default().extend(packets);

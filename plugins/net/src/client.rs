@@ -1,0 +1,147 @@
+//! The native client: transport ([`NetClient`]) and a replicated game session ([`GameClient`]).
+
+mod session;
+
+pub use session::{GameClient, SessionStats, SyncState};
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use renet::RenetClient;
+use renet_netcode::{ClientAuthentication, ConnectToken, NetcodeClientTransport};
+use thiserror::Error;
+
+use crate::channels::connection_config;
+use crate::keys::Role;
+use crate::protocol::{ClientMessage, PROTOCOL_ID, ServerChannel, ServerMessage, decode, encode};
+
+/// How a client authenticates.
+pub enum ClientAuth {
+    /// A connect token minted with the server's key.
+    Secure(Box<ConnectToken>),
+    /// No token: only accepted by an `--insecure` server.
+    Insecure {
+        /// The client id to claim.
+        client_id: u64,
+        /// The server to connect to.
+        server: SocketAddr,
+        /// The role to claim.
+        role: Role,
+    },
+}
+
+/// Why the client transport failed.
+#[derive(Debug, Error)]
+pub enum NetError {
+    /// Socket trouble.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// netcode trouble (bad token, timeout, refused).
+    #[error("netcode: {0}")]
+    Netcode(String),
+    /// The connection ended.
+    #[error("disconnected: {0}")]
+    Disconnected(String),
+}
+
+/// The client side of the transport.
+pub struct NetClient {
+    renet: RenetClient,
+    transport: NetcodeClientTransport,
+    last_update: Instant,
+    bytes_received: u64,
+}
+
+impl NetClient {
+    /// Starts connecting from an ephemeral local port.
+    pub fn connect(auth: ClientAuth) -> Result<Self, NetError> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let authentication = match auth {
+            ClientAuth::Secure(token) => ClientAuthentication::Secure {
+                connect_token: *token,
+            },
+            ClientAuth::Insecure {
+                client_id,
+                server,
+                role,
+            } => ClientAuthentication::Unsecure {
+                protocol_id: PROTOCOL_ID,
+                client_id,
+                server_addr: server,
+                user_data: Some(role.to_user_data()),
+            },
+        };
+        let transport = NetcodeClientTransport::new(now, authentication, socket)
+            .map_err(|e| NetError::Netcode(e.to_string()))?;
+        Ok(Self {
+            renet: RenetClient::new(connection_config()),
+            transport,
+            last_update: Instant::now(),
+            bytes_received: 0,
+        })
+    }
+
+    /// Reads the socket and returns the server's messages since the last call.
+    /// Undecodable messages are dropped with a warning.
+    pub fn update(&mut self) -> Result<Vec<ServerMessage>, NetError> {
+        let now = Instant::now();
+        let dt = now - self.last_update;
+        self.last_update = now;
+        self.renet.update(dt);
+        self.transport
+            .update(dt, &mut self.renet)
+            .map_err(|e| NetError::Netcode(e.to_string()))?;
+        if let Some(reason) = self.transport.disconnect_reason() {
+            return Err(NetError::Disconnected(reason.to_string()));
+        }
+        if let Some(reason) = self.renet.disconnect_reason() {
+            return Err(NetError::Disconnected(reason.to_string()));
+        }
+        let mut messages = Vec::new();
+        for channel in [ServerChannel::Control, ServerChannel::Changes] {
+            while let Some(bytes) = self.renet.receive_message(channel) {
+                self.bytes_received += bytes.len() as u64;
+                match decode::<ServerMessage>(&bytes) {
+                    Ok(m) => messages.push(m),
+                    Err(e) => tracing::warn!("dropped a server message: {e}"),
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_connected(&self) -> bool {
+        self.renet.is_connected()
+    }
+
+    /// Queues a message.
+    pub fn send(&mut self, message: &ClientMessage) {
+        self.renet.send_message(message.channel(), encode(message));
+    }
+
+    /// Sends queued packets.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.transport.send_packets(&mut self.renet) {
+            tracing::debug!("send: {e}");
+        }
+    }
+
+    /// Disconnects politely.
+    pub fn disconnect(&mut self) {
+        self.transport.disconnect();
+    }
+
+    /// Message bytes received so far.
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
+    }
+
+    /// Round-trip time estimate in seconds.
+    pub fn rtt(&self) -> f64 {
+        self.renet.rtt()
+    }
+}

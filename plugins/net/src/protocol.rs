@@ -1,0 +1,230 @@
+//! The messages clients and servers exchange, their channels and their encoding.
+//!
+//! Every message is one bincode-2 value on one renet channel. Decoding is
+//! total and bounded: a peer's bytes yield a message or a [`ProtocolError`].
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Netcode protocol id: clients of another protocol cannot even connect.
+pub const PROTOCOL_ID: u64 = 0x4b41_5341_4749_0001; // "KASAGI" v1
+
+/// The largest message a peer may send.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The longest room name.
+pub const MAX_ROOM_NAME: usize = 64;
+
+/// Server → client channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ServerChannel {
+    /// Reliable, ordered: join results, full states, player joined/left, command acks, errors.
+    Control = 0,
+    /// Unreliable: per-tick change sets.
+    Changes = 1,
+}
+
+/// Client → server channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ClientChannel {
+    /// Reliable, ordered: join, leave, commands, sync requests.
+    Control = 0,
+    /// Unreliable: inputs and acks, which the next one supersedes.
+    Stream = 1,
+}
+
+impl From<ServerChannel> for u8 {
+    fn from(c: ServerChannel) -> u8 {
+        c as u8
+    }
+}
+
+impl From<ClientChannel> for u8 {
+    fn from(c: ClientChannel) -> u8 {
+        c as u8
+    }
+}
+
+/// A resumable session: returned on join, presented again to reconnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionToken(pub [u8; 16]);
+
+/// What a client says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// Enter a room; `registry_hash` must equal the server's replication protocol hash.
+    Join {
+        /// The room (world) name.
+        room: String,
+        /// The client's [`kasagi_replication::ReplicationRegistry::protocol_hash`].
+        registry_hash: u64,
+        /// A session to resume, if reconnecting.
+        session: Option<SessionToken>,
+    },
+    /// Leave the room for good.
+    Leave,
+    /// Movement intent for the client's own player.
+    Input {
+        /// The newest server tick the client has applied.
+        tick: u64,
+        /// Increases with every input the client sends.
+        sequence: u32,
+        /// Desired direction, each axis in [-1, 1].
+        movement: [f32; 2],
+        /// An optional action code (game-defined).
+        action: Option<u8>,
+    },
+    /// Acknowledges the newest applied change-set tick.
+    Ack {
+        /// The tick.
+        tick: u64,
+    },
+    /// Asks for a full state (after a checksum mismatch).
+    SyncRequest,
+}
+
+/// Why the server refused something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The message could not be decoded.
+    Malformed,
+    /// The client's replication registry differs from the server's.
+    ProtocolMismatch,
+    /// The room name is not acceptable.
+    BadRoom,
+    /// The client must join a room first.
+    NotInRoom,
+    /// The client sent too much, too fast.
+    RateLimited,
+    /// The session token is unknown or expired.
+    BadSession,
+}
+
+/// What the server says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The join succeeded.
+    Joined {
+        /// The room joined.
+        room: String,
+        /// The client's player entity.
+        player: u64,
+        /// Present it to resume after a disconnect.
+        session: SessionToken,
+        /// The room's tick at join time.
+        tick: u64,
+    },
+    /// A replication packet of a full state (reliable channel).
+    FullState(Vec<u8>),
+    /// A replication packet of a per-tick change set (unreliable channel).
+    Changes(Vec<u8>),
+    /// Another player entered the room.
+    PlayerJoined {
+        /// Its player entity.
+        player: u64,
+    },
+    /// A player left the room.
+    PlayerLeft {
+        /// Its player entity.
+        player: u64,
+    },
+    /// A request was refused.
+    Error {
+        /// What kind of refusal.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// The channel this message travels on.
+    pub fn channel(&self) -> ServerChannel {
+        match self {
+            ServerMessage::Changes(_) => ServerChannel::Changes,
+            _ => ServerChannel::Control,
+        }
+    }
+}
+
+impl ClientMessage {
+    /// The channel this message travels on.
+    pub fn channel(&self) -> ClientChannel {
+        match self {
+            ClientMessage::Input { .. } | ClientMessage::Ack { .. } => ClientChannel::Stream,
+            _ => ClientChannel::Control,
+        }
+    }
+}
+
+/// Why bytes are not a message.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes exceeds {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    /// Not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+type Config = bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_MESSAGE_BYTES>,
+>;
+
+const fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_MESSAGE_BYTES>()
+}
+
+/// Encodes a message.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(message, config()).unwrap_or_default()
+}
+
+/// Decodes a message; all bytes must belong to it.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ProtocolError::TooLarge(bytes.len()));
+    }
+    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(ProtocolError::Malformed(format!(
+            "{} trailing bytes",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let m = ClientMessage::Join {
+            room: "village".into(),
+            registry_hash: 42,
+            session: Some(SessionToken([7; 16])),
+        };
+        assert_eq!(decode::<ClientMessage>(&encode(&m)).unwrap(), m);
+        let s = ServerMessage::Changes(vec![1, 2, 3]);
+        assert_eq!(decode::<ServerMessage>(&encode(&s)).unwrap(), s);
+        assert_eq!(s.channel(), ServerChannel::Changes);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<ClientMessage>(&bytes);
+            let _ = decode::<ServerMessage>(&bytes);
+        }
+    }
+}

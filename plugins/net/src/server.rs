@@ -1,0 +1,203 @@
+//! The UDP server transport: netcode (secure or insecure) + renet channels.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use renet::{RenetServer, ServerEvent};
+use renet_netcode::{
+    NETCODE_KEY_BYTES, NetcodeServerTransport, ServerAuthentication, ServerConfig,
+};
+
+use crate::channels::connection_config;
+use crate::keys::Role;
+use crate::protocol::{
+    ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerMessage, decode, encode,
+};
+
+/// netcode's hard limit of clients per server socket.
+pub const MAX_CLIENTS: usize = 1024;
+
+/// How clients prove who they are.
+#[derive(Clone)]
+pub enum ServerAuth {
+    /// Connect tokens minted with this private key; packets are encrypted.
+    Secure {
+        /// The server's private key.
+        key: [u8; NETCODE_KEY_BYTES],
+    },
+    /// Anyone may connect, unencrypted. Local development only.
+    Insecure,
+}
+
+/// Something that happened on the server transport.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetEvent {
+    /// A client completed the netcode handshake.
+    Connected {
+        /// The client.
+        client: u64,
+        /// Its role, from its connect token.
+        role: Role,
+    },
+    /// A client disconnected or timed out.
+    Disconnected {
+        /// The client.
+        client: u64,
+    },
+    /// A client sent a valid message.
+    Message {
+        /// The client.
+        client: u64,
+        /// The message.
+        message: ClientMessage,
+    },
+    /// A client sent bytes that are not a valid message.
+    Malformed {
+        /// The client.
+        client: u64,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The server side of the transport.
+pub struct NetServer {
+    renet: RenetServer,
+    transport: NetcodeServerTransport,
+    last_update: Instant,
+}
+
+impl NetServer {
+    /// Binds `addr` (port 0 picks a free one) and starts accepting up to `max_clients`.
+    pub fn bind(addr: SocketAddr, auth: ServerAuth, max_clients: usize) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind(addr)?;
+        let local = socket.local_addr()?;
+        let authentication = match auth {
+            ServerAuth::Secure { key } => ServerAuthentication::Secure { private_key: key },
+            ServerAuth::Insecure => ServerAuthentication::Unsecure,
+        };
+        let config = ServerConfig {
+            current_time: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+            max_clients: max_clients.clamp(1, MAX_CLIENTS),
+            protocol_id: PROTOCOL_ID,
+            public_addresses: vec![local],
+            authentication,
+        };
+        Ok(Self {
+            renet: RenetServer::new(connection_config()),
+            transport: NetcodeServerTransport::new(config, socket)?,
+            last_update: Instant::now(),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.transport.addresses()[0]
+    }
+
+    /// Reads the socket and returns what happened since the last call.
+    pub fn update(&mut self) -> Vec<NetEvent> {
+        let now = Instant::now();
+        let dt = now - self.last_update;
+        self.last_update = now;
+        self.renet.update(dt);
+        if let Err(e) = self.transport.update(dt, &mut self.renet) {
+            tracing::debug!("transport: {e}");
+        }
+        let mut events = Vec::new();
+        while let Some(event) = self.renet.get_event() {
+            events.push(match event {
+                ServerEvent::ClientConnected { client_id } => NetEvent::Connected {
+                    client: client_id,
+                    role: Role::from_user_data(self.transport.user_data(client_id).as_ref()),
+                },
+                ServerEvent::ClientDisconnected { client_id, .. } => {
+                    NetEvent::Disconnected { client: client_id }
+                }
+            });
+        }
+        for client in self.renet.clients_id() {
+            for channel in [ClientChannel::Control, ClientChannel::Stream] {
+                while let Some(bytes) = self.renet.receive_message(client, channel) {
+                    events.push(match decode::<ClientMessage>(&bytes) {
+                        Ok(message) if valid(&message) => NetEvent::Message { client, message },
+                        Ok(_) => NetEvent::Malformed {
+                            client,
+                            reason: "field out of range".into(),
+                        },
+                        Err(e) => NetEvent::Malformed {
+                            client,
+                            reason: e.to_string(),
+                        },
+                    });
+                }
+            }
+        }
+        events
+    }
+
+    /// Queues a message for `client`. Returns `false` when its channel is too full
+    /// to take it now (the caller retries later; see [`NetServer::can_send`]).
+    pub fn send(&mut self, client: u64, message: &ServerMessage) -> bool {
+        let bytes = encode(message);
+        let channel = message.channel();
+        if !self.renet.can_send_message(client, channel, bytes.len()) {
+            return false;
+        }
+        self.renet.send_message(client, channel, bytes);
+        true
+    }
+
+    /// Whether a message of `len` bytes fits in `client`'s reliable channel now.
+    pub fn can_send_reliable(&self, client: u64, len: usize) -> bool {
+        self.renet
+            .can_send_message(client, crate::protocol::ServerChannel::Control, len + 16)
+    }
+
+    /// Sends queued packets.
+    pub fn flush(&mut self) {
+        self.transport.send_packets(&mut self.renet);
+    }
+
+    /// Disconnects `client`.
+    pub fn disconnect(&mut self, client: u64) {
+        self.renet.disconnect(client);
+    }
+
+    /// Disconnects everyone (on shutdown) and sends the disconnect packets.
+    pub fn shutdown(&mut self) {
+        self.transport.disconnect_all(&mut self.renet);
+    }
+
+    /// Bytes per second sent to `client`.
+    pub fn bytes_sent_per_sec(&self, client: u64) -> f64 {
+        self.renet.bytes_sent_per_sec(client)
+    }
+
+    /// Connected clients.
+    pub fn clients(&self) -> Vec<u64> {
+        self.renet.clients_id()
+    }
+
+    /// How long since `client` was last heard from.
+    pub fn silence(&self, client: u64) -> Option<Duration> {
+        self.transport.time_since_last_received_packet(client)
+    }
+}
+
+/// Bounds on fields that bincode's size limit alone does not cover.
+fn valid(message: &ClientMessage) -> bool {
+    match message {
+        ClientMessage::Join { room, .. } => {
+            !room.is_empty()
+                && room.len() <= MAX_ROOM_NAME
+                && room
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }
+        ClientMessage::Input { movement, .. } => movement.iter().all(|v| v.is_finite()),
+        _ => true,
+    }
+}

@@ -1,0 +1,60 @@
+//! `kasagi serve`: rooms over UDP.
+//!
+//! One network thread owns the socket ([`kasagi_net::server::NetServer`]) and
+//! routes messages; every room is an actor on its own thread, ticking its
+//! world in real time and talking to the network thread only through
+//! channels. A busy room therefore never stalls the others, and rooms tick in
+//! parallel across cores.
+
+mod network;
+mod room_worker;
+
+pub use network::{GameServer, ServeOptions, ServerStatus};
+
+use kasagi_net::protocol::{ClientMessage, ServerMessage};
+
+/// What the network thread tells a room.
+#[derive(Debug)]
+pub(crate) enum ToRoom {
+    /// A client joined (or, with the same session, rejoined).
+    Join {
+        /// The client.
+        client: u64,
+    },
+    /// A client message for this room.
+    Message {
+        /// The client.
+        client: u64,
+        /// The message.
+        message: ClientMessage,
+    },
+    /// A client left or disconnected.
+    Leave {
+        /// The client.
+        client: u64,
+    },
+    /// Stop ticking and exit.
+    Shutdown,
+}
+
+/// What a room tells the network thread.
+#[derive(Debug)]
+pub(crate) enum FromRoom {
+    /// A message for one client.
+    Send {
+        /// The client.
+        client: u64,
+        /// The message.
+        message: ServerMessage,
+    },
+    /// The room's tick timing, for the status line.
+    Tick {
+        /// Wall time of the tick, µs.
+        micros: u64,
+    },
+    /// The room has no players left and shut itself down.
+    Closed {
+        /// The room.
+        room: String,
+    },
+}

@@ -1,0 +1,329 @@
+//! The network thread: socket, handshake, routing between clients and rooms.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bevy_app::App;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use hdrhistogram::Histogram;
+use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage};
+use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
+use kasagi_replication::ReplicationRegistry;
+use kasagi_replication::client::ClientReplicationPlugin;
+
+use super::room_worker::{self, RoomSettings};
+use super::{FromRoom, ToRoom};
+use crate::replication::register_village;
+use crate::sim::WorldDef;
+
+/// How to serve.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Where to listen (port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// The world every room is created from (its name is replaced by the room's).
+    pub world: WorldDef,
+    /// Secure (connect tokens) or insecure.
+    pub auth: ServerAuth,
+    /// View radius of each player, in world units.
+    pub view_radius: f32,
+    /// How long a room without players lives on.
+    pub empty_room_grace: Duration,
+    /// Most clients at once.
+    pub max_clients: usize,
+}
+
+/// A snapshot of the server for status lines.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerStatus {
+    /// Rooms running.
+    pub rooms: usize,
+    /// Clients connected.
+    pub clients: usize,
+    /// Tick wall time p99 over the last interval, µs.
+    pub tick_p99_us: f64,
+    /// Bytes sent per second to all clients.
+    pub bytes_out_per_sec: f64,
+}
+
+struct RoomHandle {
+    inbox: Sender<ToRoom>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct ClientInfo {
+    room: Option<String>,
+    malformed: u32,
+    /// Reliable messages waiting for room in the channel (full states are paced).
+    backlog: VecDeque<ServerMessage>,
+}
+
+/// Clients that send this many malformed messages are disconnected.
+const MALFORMED_LIMIT: u32 = 16;
+
+/// The server: one network loop plus a thread per room.
+pub struct GameServer {
+    net: NetServer,
+    options: ServeOptions,
+    registry_hash: u64,
+    rooms: HashMap<String, RoomHandle>,
+    clients: BTreeMap<u64, ClientInfo>,
+    from_rooms: Receiver<FromRoom>,
+    to_network: Sender<FromRoom>,
+    tick_us: Histogram<u64>,
+}
+
+impl GameServer {
+    /// Binds the socket; nothing runs until [`GameServer::run`].
+    pub fn bind(options: ServeOptions) -> std::io::Result<Self> {
+        let net = NetServer::bind(options.bind, options.auth.clone(), options.max_clients)?;
+        let (to_network, from_rooms) = unbounded();
+        Ok(Self {
+            net,
+            registry_hash: village_protocol_hash(),
+            options,
+            rooms: HashMap::new(),
+            clients: BTreeMap::new(),
+            from_rooms,
+            to_network,
+            tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.net.local_addr()
+    }
+
+    /// Serves until `stop` is set, calling `status` every `every`.
+    pub fn run(
+        mut self,
+        stop: Arc<AtomicBool>,
+        every: Duration,
+        mut status: impl FnMut(&ServerStatus),
+    ) {
+        let mut last_status = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            self.poll();
+            if last_status.elapsed() >= every {
+                let s = self.status(last_status.elapsed());
+                status(&s);
+                last_status = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.shutdown();
+    }
+
+    /// One pass: read the socket, route, forward room output, flush.
+    pub fn poll(&mut self) {
+        for event in self.net.update() {
+            self.on_event(event);
+        }
+        while let Ok(msg) = self.from_rooms.try_recv() {
+            match msg {
+                FromRoom::Send { client, message } => self.queue(client, message),
+                FromRoom::Tick { micros, .. } => {
+                    self.tick_us.saturating_record(micros.max(1));
+                }
+                FromRoom::Closed { room } => {
+                    if let Some(mut handle) = self.rooms.remove(&room)
+                        && let Some(t) = handle.thread.take()
+                    {
+                        let _ = t.join();
+                    }
+                }
+            }
+        }
+        self.drain_backlogs();
+        self.net.flush();
+    }
+
+    fn on_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Connected { client, role } => {
+                tracing::info!(client, ?role, "client connected");
+                self.clients.insert(
+                    client,
+                    ClientInfo {
+                        room: None,
+                        malformed: 0,
+                        backlog: VecDeque::new(),
+                    },
+                );
+            }
+            NetEvent::Disconnected { client } => {
+                tracing::info!(client, "client disconnected");
+                if let Some(info) = self.clients.remove(&client)
+                    && let Some(room) = info.room.and_then(|r| self.rooms.get(&r))
+                {
+                    let _ = room.inbox.send(ToRoom::Leave { client });
+                }
+            }
+            NetEvent::Malformed { client, reason } => {
+                tracing::debug!(client, "malformed message: {reason}");
+                let info = self.clients.get_mut(&client);
+                let count = info.map(|i| {
+                    i.malformed += 1;
+                    i.malformed
+                });
+                if count.is_some_and(|c| c >= MALFORMED_LIMIT) {
+                    self.error(client, ErrorCode::Malformed, "too many malformed messages");
+                    self.net.flush();
+                    self.net.disconnect(client);
+                }
+            }
+            NetEvent::Message { client, message } => self.on_message(client, message),
+        }
+    }
+
+    fn on_message(&mut self, client: u64, message: ClientMessage) {
+        let Some(info) = self.clients.get(&client) else {
+            return;
+        };
+        match (&info.room, message) {
+            (
+                None,
+                ClientMessage::Join {
+                    room,
+                    registry_hash,
+                    ..
+                },
+            ) => {
+                if registry_hash != self.registry_hash {
+                    let text = format!(
+                        "client protocol {registry_hash:016x} differs from the server's {:016x}; update the client",
+                        self.registry_hash
+                    );
+                    self.error(client, ErrorCode::ProtocolMismatch, &text);
+                    return;
+                }
+                let inbox = self.room(&room);
+                let _ = inbox.send(ToRoom::Join { client });
+                if let Some(info) = self.clients.get_mut(&client) {
+                    info.room = Some(room);
+                }
+            }
+            (Some(_), ClientMessage::Join { .. }) => {}
+            (Some(room), ClientMessage::Leave) => {
+                if let Some(handle) = self.rooms.get(room) {
+                    let _ = handle.inbox.send(ToRoom::Leave { client });
+                }
+                if let Some(info) = self.clients.get_mut(&client) {
+                    info.room = None;
+                }
+            }
+            (Some(room), message) => {
+                if let Some(handle) = self.rooms.get(room) {
+                    let _ = handle.inbox.send(ToRoom::Message { client, message });
+                }
+            }
+            (None, _) => self.error(client, ErrorCode::NotInRoom, "join a room first"),
+        }
+    }
+
+    /// The inbox of room `name`, starting the room if it is not running.
+    fn room(&mut self, name: &str) -> Sender<ToRoom> {
+        if let Some(handle) = self.rooms.get(name) {
+            return handle.inbox.clone();
+        }
+        let mut def = self.options.world.clone();
+        def.name = name.to_string();
+        let settings = RoomSettings {
+            def,
+            view_radius: self.options.view_radius,
+            empty_grace: self.options.empty_room_grace,
+        };
+        let (inbox, rx) = unbounded();
+        let out = self.to_network.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("room-{name}"))
+            .spawn(move || room_worker::run(settings, rx, out))
+            .ok();
+        tracing::info!(room = name, "room started");
+        self.rooms.insert(
+            name.to_string(),
+            RoomHandle {
+                inbox: inbox.clone(),
+                thread,
+            },
+        );
+        inbox
+    }
+
+    fn error(&mut self, client: u64, code: ErrorCode, message: &str) {
+        self.queue(
+            client,
+            ServerMessage::Error {
+                code,
+                message: message.to_string(),
+            },
+        );
+    }
+
+    /// Sends now, or keeps reliable messages in order until the channel has room.
+    fn queue(&mut self, client: u64, message: ServerMessage) {
+        let Some(info) = self.clients.get_mut(&client) else {
+            return;
+        };
+        if matches!(message, ServerMessage::Changes(_)) {
+            // Superseded next tick anyway: drop when the channel is full.
+            let _ = self.net.send(client, &message);
+        } else {
+            info.backlog.push_back(message);
+        }
+    }
+
+    fn drain_backlogs(&mut self) {
+        for (&client, info) in self.clients.iter_mut() {
+            while let Some(message) = info.backlog.front() {
+                if !self.net.send(client, message) {
+                    break;
+                }
+                info.backlog.pop_front();
+            }
+        }
+    }
+
+    fn status(&self, over: Duration) -> ServerStatus {
+        let bytes: f64 = self
+            .net
+            .clients()
+            .iter()
+            .map(|c| self.net.bytes_sent_per_sec(*c))
+            .sum();
+        let _ = over;
+        ServerStatus {
+            rooms: self.rooms.len(),
+            clients: self.clients.len(),
+            tick_p99_us: self.tick_us.value_at_quantile(0.99) as f64,
+            bytes_out_per_sec: bytes,
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for handle in self.rooms.values() {
+            let _ = handle.inbox.send(ToRoom::Shutdown);
+        }
+        for (_, mut handle) in self.rooms.drain() {
+            if let Some(t) = handle.thread.take() {
+                let _ = t.join();
+            }
+        }
+        self.net.shutdown();
+    }
+}
+
+/// The replication protocol hash clients must present.
+pub fn village_protocol_hash() -> u64 {
+    let mut app = App::new();
+    app.add_plugins(ClientReplicationPlugin::default());
+    register_village(&mut app);
+    app.world()
+        .resource::<ReplicationRegistry>()
+        .protocol_hash()
+}
