@@ -3,13 +3,19 @@
 //! Exit codes: 0 on success, 1 when the work itself failed, 2 when the
 //! invocation was wrong (bad flags, unreadable or invalid world file).
 
+mod bots_cmd;
+mod serve_cmd;
 mod sim_cmd;
+mod token_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use bots_cmd::{BotsArgs, BotsSummary};
+pub use serve_cmd::ServeArgs;
 pub use sim_cmd::{KindCounts, SimArgs, SimSummary, simulate};
+pub use token_cmd::TokenArgs;
 
 /// Kasagi: headless ECS game-simulation server.
 #[derive(Debug, Parser)]
@@ -31,6 +37,21 @@ pub enum Command {
     ///
     /// Example: kasagi sim --world assets/worlds/village.ron --ticks 3000 --json
     Sim(SimArgs),
+    /// Serve rooms to clients over UDP, in real time.
+    ///
+    /// Secure by default: a server key is created in the data directory on first
+    /// start and clients need connect tokens minted with it (`kasagi token`, or
+    /// `kasagi bots` does it for you). A status line every few seconds; Ctrl-C or
+    /// SIGTERM stops gracefully.
+    ///
+    /// Example: kasagi serve --bind 127.0.0.1:5000 --world assets/worlds/village.ron
+    Serve(ServeArgs),
+    /// Mint a connect token (hex) with the server's key.
+    Token(TokenArgs),
+    /// Run N real UDP clients that join a room, walk about and measure.
+    ///
+    /// Example (second terminal next to `kasagi serve`): kasagi bots --count 50 --duration 20
+    Bots(BotsArgs),
 }
 
 /// Why a command failed, and which exit code that deserves.
@@ -50,6 +71,9 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Sim(args) => sim_cmd::run(&args),
+        Command::Serve(args) => serve_cmd::run(&args),
+        Command::Token(args) => token_cmd::run(&args),
+        Command::Bots(args) => bots_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 //! See `ARCHITECTURE.md` for the design and `README.md` for how to run it.
 
 pub mod cli;
+pub mod config;
 pub mod replication;
 pub mod room;
 pub mod serve;

@@ -1,0 +1,191 @@
+//! `kasagi serve`, `kasagi bots` and `kasagi token` as processes talking over 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::cargo_bin;
+use predicates::prelude::*;
+
+/// A `kasagi serve` child process and the address it listens on.
+struct Serve {
+    child: Child,
+    addr: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Serve {
+    fn start(extra: &[&str]) -> Serve {
+        let mut child = Command::new(cargo_bin("kasagi"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kasagi serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("serve prints its address");
+            if let Some(rest) = line.strip_prefix("kasagi serving on ") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Serve {
+            child,
+            addr,
+            log: rx,
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status and the rest of stderr.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let rest: Vec<String> = self.log.try_iter().collect();
+        (status, rest.join("\n"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
+    let serve = Serve::start(&["--insecure"]);
+    let out = Command::new(cargo_bin("kasagi"))
+        .args([
+            "bots",
+            "--insecure",
+            "--server",
+            &serve.addr,
+            "--count",
+            "3",
+            "--duration",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["clients"], 3);
+    assert_eq!(summary["connected"], 3, "{summary}");
+    assert_eq!(summary["desyncs"], 0);
+    assert!(summary["bytes_per_client_per_sec"].as_f64().unwrap() > 0.0);
+    for key in ["resyncs", "reconnects", "latency_p50_ms", "latency_p99_ms"] {
+        assert!(summary.get(key).is_some(), "{key} missing");
+    }
+    let (status, log) = serve.terminate();
+    assert!(status.success(), "exit {status:?}: {log}");
+    assert!(log.contains("kasagi stopped"), "{log}");
+}
+
+#[test]
+fn a_secure_server_creates_a_private_key_and_bots_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serve = Serve::start(&["--data-dir", data.to_str().unwrap()]);
+    let key = data.join("server.key");
+    let meta = std::fs::metadata(&key).expect("the key file exists");
+    assert_eq!(meta.len(), 32);
+    #[cfg(unix)]
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let out = Command::new(cargo_bin("kasagi"))
+        .args([
+            "bots",
+            "--server",
+            &serve.addr,
+            "--count",
+            "2",
+            "--duration",
+            "2",
+            "--json",
+            "--key-file",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["connected"], 2, "{summary}");
+    // Insecure bots cannot get into a secure server.
+    let out = Command::new(cargo_bin("kasagi"))
+        .args([
+            "bots",
+            "--insecure",
+            "--server",
+            &serve.addr,
+            "--count",
+            "1",
+            "--duration",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["connected"], 0, "{summary}");
+    // Tokens can be minted for other clients.
+    assert_cmd::Command::cargo_bin("kasagi")
+        .unwrap()
+        .args([
+            "token",
+            "--client-id",
+            "9",
+            "--server",
+            &serve.addr,
+            "--key-file",
+        ])
+        .arg(&key)
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match("^[0-9a-f]{200,}\n$").unwrap());
+}
+
+#[test]
+fn bad_serve_and_token_invocations_exit_2() {
+    let cmd = || assert_cmd::Command::cargo_bin("kasagi").unwrap();
+    cmd().args(["serve", "--bind", "nowhere"]).assert().code(2);
+    cmd()
+        .args([
+            "serve",
+            "--insecure",
+            "--world",
+            "assets/worlds/atlantis.ron",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("atlantis.ron"));
+    cmd()
+        .args([
+            "token",
+            "--client-id",
+            "1",
+            "--key-file",
+            "/nonexistent/server.key",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("kasagi serve"));
+    cmd().args(["bots", "--count", "0"]).assert().code(2);
+}
