@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub view_radius: f32,
     /// Seconds an empty room lives on.
     pub empty_room_grace_secs: u64,
+    /// Seconds a disconnected player waits for its client to reconnect.
+    pub reconnect_grace_secs: u64,
     /// Seconds between status lines.
     pub status_every_secs: u64,
     /// Most clients at once.
@@ -34,6 +36,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("kasagi-data"),
             view_radius: 128.0,
             empty_room_grace_secs: 30,
+            reconnect_grace_secs: 60,
             status_every_secs: 5,
             max_clients: 1024,
         }

@@ -11,15 +11,17 @@ mod room_worker;
 
 pub use network::{GameServer, ServeOptions, ServerStatus};
 
-use kasagi_net::protocol::{ClientMessage, ServerMessage};
+use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
 
 /// What the network thread tells a room.
 #[derive(Debug)]
 pub(crate) enum ToRoom {
-    /// A client joined (or, with the same session, rejoined).
+    /// A client joined, or resumes a session.
     Join {
         /// The client.
         client: u64,
+        /// The session it presents, if reconnecting.
+        session: Option<SessionToken>,
     },
     /// A client message for this room.
     Message {
@@ -28,10 +30,13 @@ pub(crate) enum ToRoom {
         /// The message.
         message: ClientMessage,
     },
-    /// A client left or disconnected.
+    /// A client left for good (`lost: false`) or its connection dropped (`lost: true`,
+    /// its player waits for a reconnect during the grace period).
     Leave {
         /// The client.
         client: u64,
+        /// Whether the connection was lost rather than closed by a Leave.
+        lost: bool,
     },
     /// Stop ticking and exit.
     Shutdown,

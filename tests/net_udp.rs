@@ -41,6 +41,7 @@ fn start(auth: ServerAuth) -> Running {
         auth,
         view_radius: 10_000.0,
         empty_room_grace: Duration::from_secs(5),
+        reconnect_grace: Duration::from_secs(60),
         max_clients: 64,
     };
     let server = GameServer::bind(options).expect("bind 127.0.0.1");
@@ -230,4 +231,47 @@ fn garbage_datagrams_do_not_disturb_the_server() {
         cs[0].replica().stats().applied > applied + 30
     }));
     assert_eq!(a.state(), SyncState::Synced);
+}
+
+#[test]
+fn a_reconnect_within_grace_resumes_the_same_player_by_delta() {
+    let server = start(ServerAuth::Insecure);
+    let mut a = insecure(server.addr, 41);
+    assert!(pump(&mut [&mut a], Duration::from_secs(10), |cs| cs[0]
+        .state()
+        == SyncState::Synced));
+    let full_state_bytes = a.net().bytes_received();
+    let player = a.player().unwrap();
+    let _ = pump(&mut [&mut a], Duration::from_millis(500), |_| false);
+
+    // The connection drops (no goodbye); the client comes back on a new one.
+    let net = NetClient::connect(ClientAuth::Insecure {
+        client_id: 42,
+        server: server.addr,
+        role: Role::Player,
+    })
+    .unwrap();
+    a.reconnect(net);
+    let applied = a.replica().stats().applied;
+    assert!(pump(&mut [&mut a], Duration::from_secs(10), |cs| {
+        cs[0].state() == SyncState::Synced && cs[0].replica().stats().applied > applied
+    }));
+    assert_eq!(a.player(), Some(player), "the same avatar");
+    assert_eq!(
+        a.replica().stats().full_states,
+        1,
+        "resumed by delta, no second full state"
+    );
+    let resume_bytes = a.net().bytes_received();
+    assert!(
+        resume_bytes < full_state_bytes,
+        "resume took {resume_bytes} bytes, the full state {full_state_bytes}"
+    );
+    assert_eq!(a.stats().reconnects, 1);
+    // It keeps following the server.
+    let before = a.replica().stats().applied;
+    assert!(pump(&mut [&mut a], Duration::from_secs(5), |cs| {
+        cs[0].send_input([0.3, 0.3], None);
+        cs[0].replica().stats().applied > before + 10
+    }));
 }

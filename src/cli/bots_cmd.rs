@@ -57,7 +57,7 @@ pub struct BotsSummary {
     pub desyncs: u32,
     /// Resyncs requested during the run.
     pub resyncs: u64,
-    /// Reconnections (the client library does not reconnect yet).
+    /// Reconnections with a session token.
     pub reconnects: u64,
     /// Message bytes received per client per second.
     pub bytes_per_client_per_sec: f64,
@@ -190,7 +190,7 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
             })
             .count() as u32,
         resyncs: bots.iter().map(|b| b.client.stats().resyncs).sum(),
-        reconnects: 0,
+        reconnects: bots.iter().map(|b| b.client.stats().reconnects).sum(),
         bytes_per_client_per_sec: bytes as f64 / f64::from(args.count) / secs,
         latency_p50_ms: latency.value_at_quantile(0.5) as f64 / 1_000.0,
         latency_p99_ms: latency.value_at_quantile(0.99) as f64 / 1_000.0,

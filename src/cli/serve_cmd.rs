@@ -66,6 +66,7 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         auth,
         view_radius: config.view_radius,
         empty_room_grace: Duration::from_secs(config.empty_room_grace_secs),
+        reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
         max_clients: config.max_clients,
     };
     let server = GameServer::bind(options)

@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub view_radius: f32,
     /// How long a room without players lives on.
     pub empty_room_grace: Duration,
+    /// How long a disconnected player waits for its client to reconnect.
+    pub reconnect_grace: Duration,
     /// Most clients at once.
     pub max_clients: usize,
 }
@@ -162,7 +164,7 @@ impl GameServer {
                 if let Some(info) = self.clients.remove(&client)
                     && let Some(room) = info.room.and_then(|r| self.rooms.get(&r))
                 {
-                    let _ = room.inbox.send(ToRoom::Leave { client });
+                    let _ = room.inbox.send(ToRoom::Leave { client, lost: true });
                 }
             }
             NetEvent::Malformed { client, reason } => {
@@ -192,7 +194,7 @@ impl GameServer {
                 ClientMessage::Join {
                     room,
                     registry_hash,
-                    ..
+                    session,
                 },
             ) => {
                 if registry_hash != self.registry_hash {
@@ -204,7 +206,7 @@ impl GameServer {
                     return;
                 }
                 let inbox = self.room(&room);
-                let _ = inbox.send(ToRoom::Join { client });
+                let _ = inbox.send(ToRoom::Join { client, session });
                 if let Some(info) = self.clients.get_mut(&client) {
                     info.room = Some(room);
                 }
@@ -212,7 +214,10 @@ impl GameServer {
             (Some(_), ClientMessage::Join { .. }) => {}
             (Some(room), ClientMessage::Leave) => {
                 if let Some(handle) = self.rooms.get(room) {
-                    let _ = handle.inbox.send(ToRoom::Leave { client });
+                    let _ = handle.inbox.send(ToRoom::Leave {
+                        client,
+                        lost: false,
+                    });
                 }
                 if let Some(info) = self.clients.get_mut(&client) {
                     info.room = None;
@@ -238,6 +243,7 @@ impl GameServer {
             def,
             view_radius: self.options.view_radius,
             empty_grace: self.options.empty_room_grace,
+            reconnect_grace: self.options.reconnect_grace,
         };
         let (inbox, rx) = unbounded();
         let out = self.to_network.clone();

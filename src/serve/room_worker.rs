@@ -15,9 +15,26 @@ use crate::room::Room;
 use crate::sim::{self, PlayerAction, PlayerInput, SimId, VillagePlugin, WorldDef};
 
 /// A client's avatar in the room.
+#[derive(Clone, Copy)]
 struct Member {
     player: SimId,
     slot: u32,
+    session: SessionToken,
+}
+
+/// A member whose connection dropped, waiting for a reconnect.
+struct Away {
+    member: Member,
+    /// The client id its replication state is kept under.
+    client: u64,
+    since: Instant,
+}
+
+/// Who is in the room.
+#[derive(Default)]
+struct Roster {
+    members: BTreeMap<u64, Member>,
+    away: Vec<Away>,
 }
 
 /// Settings of a room worker.
@@ -27,6 +44,8 @@ pub(crate) struct RoomSettings {
     pub view_radius: f32,
     /// How long an empty room lives on.
     pub empty_grace: Duration,
+    /// How long a disconnected player waits for its client.
+    pub reconnect_grace: Duration,
 }
 
 /// Runs a room until it is shut down or has been empty for the grace period.
@@ -45,7 +64,7 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
         VillageReplicationPlugin { config },
     ));
     let slot = Duration::from_secs_f64(1.0 / f64::from(settings.def.tick_hz));
-    let mut members: BTreeMap<u64, Member> = BTreeMap::new();
+    let mut roster = Roster::default();
     let mut next_tick = Instant::now();
     let mut empty_since = Some(Instant::now());
 
@@ -55,7 +74,7 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             let wait = next_tick.saturating_duration_since(Instant::now());
             match inbox.recv_timeout(wait) {
                 Ok(ToRoom::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(msg) => handle(&mut room, &mut members, &settings, &out, msg),
+                Ok(msg) => handle(&mut room, &mut roster, &settings, &out, msg),
                 Err(RecvTimeoutError::Timeout) => break,
             }
         }
@@ -63,14 +82,15 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
         let _ = out.send(FromRoom::Tick {
             micros: took.as_micros() as u64,
         });
-        send_packets(&mut room, &members, &out);
+        send_packets(&mut room, &roster, &out);
+        expire_away(&mut room, &mut roster, settings.reconnect_grace, &out);
 
         next_tick += slot;
         // After a stall, do not try to catch up by running ticks back to back.
         if next_tick + slot < Instant::now() {
             next_tick = Instant::now() + slot;
         }
-        if members.is_empty() {
+        if roster.members.is_empty() && roster.away.is_empty() {
             let since = *empty_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= settings.empty_grace {
                 let _ = out.send(FromRoom::Closed { room: name });
@@ -84,19 +104,23 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
 
 fn handle(
     room: &mut Room,
-    members: &mut BTreeMap<u64, Member>,
+    roster: &mut Roster,
     settings: &RoomSettings,
     out: &Sender<FromRoom>,
     msg: ToRoom,
 ) {
     match msg {
-        ToRoom::Join { client } => {
-            if members.contains_key(&client) {
+        ToRoom::Join { client, session } => {
+            if roster.members.contains_key(&client) {
+                return;
+            }
+            if let Some(session) = session
+                && resume(room, roster, settings, out, client, session)
+            {
                 return;
             }
             let (player, slot) = sim::spawn_player(room.world_mut());
             let net = NetId(u64::from(player.0));
-            let tick = room.tick_count();
             room.world_mut()
                 .resource_mut::<ReplicationServer>()
                 .connect(
@@ -106,42 +130,32 @@ fn handle(
                         radius: settings.view_radius,
                     },
                 );
-            let session = SessionToken(kasagi_net::keys::random_bytes());
-            let _ = out.send(FromRoom::Send {
-                client,
-                message: ServerMessage::Joined {
-                    room: settings.def.name.clone(),
-                    player: net.0,
-                    session,
-                    tick,
-                },
-            });
-            for other in members.keys() {
-                let _ = out.send(FromRoom::Send {
-                    client: *other,
-                    message: ServerMessage::PlayerJoined { player: net.0 },
-                });
-            }
-            members.insert(client, Member { player, slot });
+            let member = Member {
+                player,
+                slot,
+                session: SessionToken(kasagi_net::keys::random_bytes()),
+            };
+            send(out, client, joined(room, settings, member));
+            broadcast(out, roster, ServerMessage::PlayerJoined { player: net.0 });
+            roster.members.insert(client, member);
         }
-        ToRoom::Leave { client } => {
-            if let Some(member) = members.remove(&client) {
-                sim::despawn_player(room.world_mut(), member.player);
-                room.world_mut()
-                    .resource_mut::<ReplicationServer>()
-                    .disconnect(ClientId(client));
-                for other in members.keys() {
-                    let _ = out.send(FromRoom::Send {
-                        client: *other,
-                        message: ServerMessage::PlayerLeft {
-                            player: u64::from(member.player.0),
-                        },
-                    });
-                }
+        ToRoom::Leave { client, lost } => {
+            let Some(member) = roster.members.remove(&client) else {
+                return;
+            };
+            if lost {
+                // Keep the avatar and the replication state; a reconnect resumes by delta.
+                roster.away.push(Away {
+                    member,
+                    client,
+                    since: Instant::now(),
+                });
+            } else {
+                remove_player(room, roster, out, client, member);
             }
         }
         ToRoom::Message { client, message } => {
-            let Some(member) = members.get(&client) else {
+            let Some(member) = roster.members.get(&client) else {
                 return;
             };
             let world = room.world_mut();
@@ -188,16 +202,104 @@ fn handle(
     }
 }
 
-fn send_packets(room: &mut Room, members: &BTreeMap<u64, Member>, out: &Sender<FromRoom>) {
+fn send_packets(room: &mut Room, roster: &Roster, out: &Sender<FromRoom>) {
     let mut server = room.world_mut().resource_mut::<ReplicationServer>();
-    for &client in members.keys() {
+    for &client in roster.members.keys() {
         for bytes in server.take_packets(ClientId(client)) {
             let message = if is_full_state(&bytes).unwrap_or(false) {
                 ServerMessage::FullState(bytes)
             } else {
                 ServerMessage::Changes(bytes)
             };
-            let _ = out.send(FromRoom::Send { client, message });
+            send(out, client, message);
         }
+    }
+    // Nobody listens for clients that are away; their next change set after a
+    // reconnect carries everything since their last ack anyway.
+    for away in &roster.away {
+        server.take_packets(ClientId(away.client));
+    }
+}
+
+/// Hands a kept avatar (away, or still connected under an old client id) to `client`.
+fn resume(
+    room: &mut Room,
+    roster: &mut Roster,
+    settings: &RoomSettings,
+    out: &Sender<FromRoom>,
+    client: u64,
+    session: SessionToken,
+) -> bool {
+    let (old, member) =
+        if let Some(i) = roster.away.iter().position(|a| a.member.session == session) {
+            let away = roster.away.swap_remove(i);
+            (away.client, away.member)
+        } else if let Some((&old, _)) = roster.members.iter().find(|(_, m)| m.session == session) {
+            let member = roster.members.remove(&old).expect("found");
+            (old, member)
+        } else {
+            return false;
+        };
+    let resumed = room
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .rename_client(ClientId(old), ClientId(client));
+    if !resumed {
+        return false;
+    }
+    tracing::info!(client, old, "session resumed");
+    send(out, client, joined(room, settings, member));
+    roster.members.insert(client, member);
+    true
+}
+
+/// Despawns avatars whose clients did not come back in time.
+fn expire_away(room: &mut Room, roster: &mut Roster, grace: Duration, out: &Sender<FromRoom>) {
+    let (expired, kept): (Vec<Away>, Vec<Away>) = roster
+        .away
+        .drain(..)
+        .partition(|a| a.since.elapsed() >= grace);
+    roster.away = kept;
+    for away in expired {
+        remove_player(room, roster, out, away.client, away.member);
+    }
+}
+
+fn remove_player(
+    room: &mut Room,
+    roster: &Roster,
+    out: &Sender<FromRoom>,
+    client: u64,
+    member: Member,
+) {
+    sim::despawn_player(room.world_mut(), member.player);
+    room.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .disconnect(ClientId(client));
+    broadcast(
+        out,
+        roster,
+        ServerMessage::PlayerLeft {
+            player: u64::from(member.player.0),
+        },
+    );
+}
+
+fn joined(room: &Room, settings: &RoomSettings, member: Member) -> ServerMessage {
+    ServerMessage::Joined {
+        room: settings.def.name.clone(),
+        player: u64::from(member.player.0),
+        session: member.session,
+        tick: room.tick_count(),
+    }
+}
+
+fn send(out: &Sender<FromRoom>, client: u64, message: ServerMessage) {
+    let _ = out.send(FromRoom::Send { client, message });
+}
+
+fn broadcast(out: &Sender<FromRoom>, roster: &Roster, message: ServerMessage) {
+    for &client in roster.members.keys() {
+        send(out, client, message.clone());
     }
 }

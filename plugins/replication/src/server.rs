@@ -143,6 +143,18 @@ impl ReplicationServer {
         self.outbox.remove(&client);
     }
 
+    /// Moves `old`'s replication state (view, acks, what it holds) to `new`: a
+    /// reconnecting client resumes by delta from its last ack. `false` if `old` is unknown.
+    pub fn rename_client(&mut self, old: ClientId, new: ClientId) -> bool {
+        let Some(mut state) = self.clients.remove(&old) else {
+            return false;
+        };
+        state.id = new;
+        self.outbox.remove(&old);
+        self.clients.insert(new, state);
+        true
+    }
+
     /// Whether `client` is connected.
     pub fn is_connected(&self, client: ClientId) -> bool {
         self.clients.contains_key(&client)

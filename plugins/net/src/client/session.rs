@@ -33,6 +33,8 @@ pub enum SyncState {
 pub struct SessionStats {
     /// Resyncs requested after checksum mismatches.
     pub resyncs: u64,
+    /// Reconnections with the session token.
+    pub reconnects: u64,
     /// Errors the server reported.
     pub server_errors: u64,
 }
@@ -195,6 +197,20 @@ impl GameClient {
     /// The transport.
     pub fn net(&self) -> &NetClient {
         &self.net
+    }
+
+    /// Continues the session over a new connection (after a drop): the server
+    /// hands back the same player and resumes by delta from the last ack.
+    pub fn reconnect(&mut self, net: NetClient) {
+        self.net = net;
+        self.join_sent = false;
+        self.state = SyncState::Connecting;
+        self.stats.reconnects += 1;
+    }
+
+    /// The session token, once joined.
+    pub fn session(&self) -> Option<SessionToken> {
+        self.session
     }
 
     /// Leaves the room and disconnects.
