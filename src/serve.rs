@@ -7,9 +7,11 @@
 //! parallel across cores.
 
 mod network;
+mod rate_limit;
 mod room_worker;
 
 pub use network::{GameServer, ServeOptions, ServerStatus};
+pub use rate_limit::{RateLimiter, RateLimits, Verdict};
 
 use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
 

@@ -35,6 +35,10 @@ impl Drop for Running {
 }
 
 fn start(auth: ServerAuth) -> Running {
+    start_with(auth, Vec::new())
+}
+
+fn start_with(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> Running {
     let options = ServeOptions {
         bind: "127.0.0.1:0".parse().unwrap(),
         world: common::small_world(3),
@@ -43,6 +47,8 @@ fn start(auth: ServerAuth) -> Running {
         empty_room_grace: Duration::from_secs(5),
         reconnect_grace: Duration::from_secs(60),
         max_clients: 64,
+        public_addresses,
+        rate_limits: Default::default(),
     };
     let server = GameServer::bind(options).expect("bind 127.0.0.1");
     let addr = server.local_addr();
@@ -274,4 +280,200 @@ fn a_reconnect_within_grace_resumes_the_same_player_by_delta() {
         cs[0].send_input([0.3, 0.3], None);
         cs[0].replica().stats().applied > before + 10
     }));
+}
+
+/// Datagram impairment of the relay.
+#[derive(Clone, Copy)]
+struct Impairment {
+    drop: f64,
+    duplicate: f64,
+    max_delay_ms: u64,
+}
+
+/// A UDP relay between clients and the server that drops, duplicates and reorders datagrams.
+struct Relay {
+    impairment: Arc<std::sync::Mutex<Impairment>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Relay {
+    fn bind() -> (UdpSocket, SocketAddr) {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = front.local_addr().unwrap();
+        (front, addr)
+    }
+
+    fn start(front: UdpSocket, server: SocketAddr) -> Relay {
+        let impairment = Arc::new(std::sync::Mutex::new(Impairment {
+            drop: 0.0,
+            duplicate: 0.0,
+            max_delay_ms: 0,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (imp, flag) = (impairment.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            front.set_nonblocking(true).unwrap();
+            let mut upstream: Vec<(SocketAddr, UdpSocket)> = Vec::new();
+            // (due, to the server?, upstream index, bytes)
+            let mut queue: Vec<(Instant, bool, usize, Vec<u8>)> = Vec::new();
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut random = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % 1_000_000) as f64 / 1_000_000.0
+            };
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                let i = *imp.lock().unwrap();
+                let schedule = |queue: &mut Vec<_>,
+                                to_server: bool,
+                                index: usize,
+                                bytes: &[u8],
+                                r: &mut dyn FnMut() -> f64| {
+                    if r() < i.drop {
+                        return;
+                    }
+                    let copies = if r() < i.duplicate { 2 } else { 1 };
+                    for _ in 0..copies {
+                        let delay = Duration::from_millis((r() * i.max_delay_ms as f64) as u64);
+                        queue.push((now + delay, to_server, index, bytes.to_vec()));
+                    }
+                };
+                while let Ok((n, from)) = front.recv_from(&mut buf) {
+                    let index = match upstream.iter().position(|(a, _)| *a == from) {
+                        Some(index) => index,
+                        None => {
+                            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                            s.set_nonblocking(true).unwrap();
+                            upstream.push((from, s));
+                            upstream.len() - 1
+                        }
+                    };
+                    schedule(&mut queue, true, index, &buf[..n], &mut random);
+                }
+                for (index, (_, socket)) in upstream.iter().enumerate() {
+                    while let Ok(n) = socket.recv(&mut buf) {
+                        schedule(&mut queue, false, index, &buf[..n], &mut random);
+                    }
+                }
+                queue.sort_by_key(|(due, ..)| *due);
+                let ready = queue.iter().take_while(|(due, ..)| *due <= now).count();
+                for (_, to_server, index, bytes) in queue.drain(..ready) {
+                    let (client, socket) = &upstream[index];
+                    let _ = if to_server {
+                        socket.send_to(&bytes, server)
+                    } else {
+                        front.send_to(&bytes, client)
+                    };
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        });
+        Relay {
+            impairment,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn set(&self, impairment: Impairment) {
+        *self.impairment.lock().unwrap() = impairment;
+    }
+}
+
+#[test]
+fn clients_behind_a_lossy_relay_converge_once_the_loss_stops() {
+    let (front, relay_addr) = Relay::bind();
+    let server = start_with(ServerAuth::Insecure, vec![relay_addr]);
+    let relay = Relay::start(front, server.addr);
+    let mut a = insecure(relay_addr, 51);
+    let mut b = insecure(relay_addr, 52);
+    assert!(pump(&mut [&mut a, &mut b], Duration::from_secs(15), |cs| {
+        cs.iter().all(|c| c.state() == SyncState::Synced)
+    }));
+
+    relay.set(Impairment {
+        drop: 0.2,
+        duplicate: 0.1,
+        max_delay_ms: 60,
+    });
+    let mut step = 0u32;
+    let _ = pump(&mut [&mut a, &mut b], Duration::from_secs(4), |cs| {
+        step += 1;
+        let angle = step as f32 * 0.05;
+        cs[0].send_input([angle.cos(), angle.sin()], None);
+        cs[1].send_input([-angle.sin(), angle.cos()], None);
+        false
+    });
+
+    relay.set(Impairment {
+        drop: 0.0,
+        duplicate: 0.0,
+        max_delay_ms: 0,
+    });
+    let ok_before = [
+        a.replica().stats().checksums_ok,
+        b.replica().stats().checksums_ok,
+    ];
+    let converged = pump(&mut [&mut a, &mut b], Duration::from_secs(6), |cs| {
+        cs.iter().zip(ok_before).all(|(c, before)| {
+            c.state() == SyncState::Synced && c.replica().stats().checksums_ok >= before + 2
+        })
+    });
+    assert!(
+        converged,
+        "a {:?} {:?}, b {:?} {:?}",
+        a.state(),
+        a.replica().stats(),
+        b.state(),
+        b.replica().stats()
+    );
+    // The server's checksums prove each replica equals the server's view; none ever disagreed.
+    for c in [&a, &b] {
+        assert_eq!(c.replica().stats().checksum_mismatches, 0);
+    }
+}
+
+#[test]
+fn a_flooding_client_is_cut_off_and_others_carry_on() {
+    let server = start(ServerAuth::Insecure);
+    let mut good = insecure(server.addr, 61);
+    let mut flooder = insecure(server.addr, 62);
+    assert!(pump(
+        &mut [&mut good, &mut flooder],
+        Duration::from_secs(10),
+        |cs| cs.iter().all(|c| c.state() == SyncState::Synced)
+    ));
+    let cut_off = pump(
+        &mut [&mut good, &mut flooder],
+        Duration::from_secs(10),
+        |cs| {
+            for _ in 0..500 {
+                cs[1].send_input([1.0, 0.0], None);
+            }
+            cs[1]
+                .last_error()
+                .is_some_and(|(code, _)| *code == ErrorCode::RateLimited)
+        },
+    );
+    assert!(cut_off, "the flooder gets a RateLimited error");
+    let applied = good.replica().stats().applied;
+    assert!(pump(&mut [&mut good], Duration::from_secs(5), |cs| cs[0]
+        .replica()
+        .stats()
+        .applied
+        > applied + 20));
+    assert_eq!(good.state(), SyncState::Synced);
 }

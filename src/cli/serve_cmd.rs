@@ -68,6 +68,8 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         empty_room_grace: Duration::from_secs(config.empty_room_grace_secs),
         reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
         max_clients: config.max_clients,
+        public_addresses: Vec::new(),
+        rate_limits: Default::default(),
     };
     let server = GameServer::bind(options)
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", config.bind)))?;

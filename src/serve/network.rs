@@ -15,6 +15,7 @@ use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
 use kasagi_replication::ReplicationRegistry;
 use kasagi_replication::client::ClientReplicationPlugin;
 
+use super::rate_limit::{RateLimiter, RateLimits, Verdict};
 use super::room_worker::{self, RoomSettings};
 use super::{FromRoom, ToRoom};
 use crate::replication::register_village;
@@ -37,6 +38,10 @@ pub struct ServeOptions {
     pub reconnect_grace: Duration,
     /// Most clients at once.
     pub max_clients: usize,
+    /// Extra addresses clients reach the server at (proxies, NAT); tokens may name them.
+    pub public_addresses: Vec<SocketAddr>,
+    /// Per-client message and byte rate limits.
+    pub rate_limits: RateLimits,
 }
 
 /// A snapshot of the server for status lines.
@@ -46,6 +51,8 @@ pub struct ServerStatus {
     pub rooms: usize,
     /// Clients connected.
     pub clients: usize,
+    /// Messages dropped by rate limits so far.
+    pub rate_limited: u64,
     /// Tick wall time p99 over the last interval, µs.
     pub tick_p99_us: f64,
     /// Bytes sent per second to all clients.
@@ -62,6 +69,10 @@ struct ClientInfo {
     malformed: u32,
     /// Reliable messages waiting for room in the channel (full states are paced).
     backlog: VecDeque<ServerMessage>,
+    limiter: RateLimiter,
+    /// Set when the client is being cut off: it is disconnected at this time,
+    /// once its error message had a chance to leave.
+    kick_at: Option<Instant>,
 }
 
 /// Clients that send this many malformed messages are disconnected.
@@ -82,7 +93,12 @@ pub struct GameServer {
 impl GameServer {
     /// Binds the socket; nothing runs until [`GameServer::run`].
     pub fn bind(options: ServeOptions) -> std::io::Result<Self> {
-        let net = NetServer::bind(options.bind, options.auth.clone(), options.max_clients)?;
+        let net = NetServer::bind(
+            options.bind,
+            &options.public_addresses,
+            options.auth.clone(),
+            options.max_clients,
+        )?;
         let (to_network, from_rooms) = unbounded();
         Ok(Self {
             net,
@@ -144,6 +160,24 @@ impl GameServer {
         }
         self.drain_backlogs();
         self.net.flush();
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, info)| info.kick_at.is_some_and(|t| t <= now))
+            .map(|(client, _)| *client)
+            .collect();
+        for client in due {
+            self.net.disconnect(client);
+        }
+    }
+
+    /// Cuts a client off: it is ignored from now on and disconnected shortly,
+    /// after the error explaining why has been sent.
+    fn kick(&mut self, client: u64) {
+        if let Some(info) = self.clients.get_mut(&client) {
+            info.kick_at = Some(Instant::now() + Duration::from_millis(300));
+        }
     }
 
     fn on_event(&mut self, event: NetEvent) {
@@ -156,6 +190,8 @@ impl GameServer {
                         room: None,
                         malformed: 0,
                         backlog: VecDeque::new(),
+                        limiter: RateLimiter::new(self.options.rate_limits, Instant::now()),
+                        kick_at: None,
                     },
                 );
             }
@@ -176,11 +212,34 @@ impl GameServer {
                 });
                 if count.is_some_and(|c| c >= MALFORMED_LIMIT) {
                     self.error(client, ErrorCode::Malformed, "too many malformed messages");
-                    self.net.flush();
-                    self.net.disconnect(client);
+                    self.kick(client);
                 }
             }
-            NetEvent::Message { client, message } => self.on_message(client, message),
+            NetEvent::Message {
+                client,
+                message,
+                bytes,
+            } => {
+                let verdict = match self.clients.get_mut(&client) {
+                    Some(info) if info.kick_at.is_none() => {
+                        info.limiter.check(bytes, Instant::now())
+                    }
+                    _ => return,
+                };
+                match verdict {
+                    Verdict::Pass => self.on_message(client, message),
+                    Verdict::Drop => {}
+                    Verdict::Disconnect => {
+                        tracing::warn!(client, "rate limit exceeded persistently; disconnecting");
+                        self.error(
+                            client,
+                            ErrorCode::RateLimited,
+                            "too many messages; disconnected",
+                        );
+                        self.kick(client);
+                    }
+                }
+            }
         }
     }
 
@@ -307,6 +366,7 @@ impl GameServer {
         ServerStatus {
             rooms: self.rooms.len(),
             clients: self.clients.len(),
+            rate_limited: self.clients.values().map(|c| c.limiter.dropped).sum(),
             tick_p99_us: self.tick_us.value_at_quantile(0.99) as f64,
             bytes_out_per_sec: bytes,
         }

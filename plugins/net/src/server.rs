@@ -50,6 +50,8 @@ pub enum NetEvent {
         client: u64,
         /// The message.
         message: ClientMessage,
+        /// Its encoded size, for rate limits.
+        bytes: usize,
     },
     /// A client sent bytes that are not a valid message.
     Malformed {
@@ -69,9 +71,18 @@ pub struct NetServer {
 
 impl NetServer {
     /// Binds `addr` (port 0 picks a free one) and starts accepting up to `max_clients`.
-    pub fn bind(addr: SocketAddr, auth: ServerAuth, max_clients: usize) -> std::io::Result<Self> {
+    /// Connect tokens must name the bound address or one of `public` (the
+    /// addresses clients reach the server at through proxies or NAT).
+    pub fn bind(
+        addr: SocketAddr,
+        public: &[SocketAddr],
+        auth: ServerAuth,
+        max_clients: usize,
+    ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
         let local = socket.local_addr()?;
+        let mut public_addresses = vec![local];
+        public_addresses.extend_from_slice(public);
         let authentication = match auth {
             ServerAuth::Secure { key } => ServerAuthentication::Secure { private_key: key },
             ServerAuth::Insecure => ServerAuthentication::Unsecure,
@@ -82,7 +93,7 @@ impl NetServer {
                 .unwrap_or_default(),
             max_clients: max_clients.clamp(1, MAX_CLIENTS),
             protocol_id: PROTOCOL_ID,
-            public_addresses: vec![local],
+            public_addresses,
             authentication,
         };
         Ok(Self {
@@ -122,7 +133,11 @@ impl NetServer {
             for channel in [ClientChannel::Control, ClientChannel::Stream] {
                 while let Some(bytes) = self.renet.receive_message(client, channel) {
                     events.push(match decode::<ClientMessage>(&bytes) {
-                        Ok(message) if valid(&message) => NetEvent::Message { client, message },
+                        Ok(message) if valid(&message) => NetEvent::Message {
+                            client,
+                            message,
+                            bytes: bytes.len(),
+                        },
                         Ok(_) => NetEvent::Malformed {
                             client,
                             reason: "field out of range".into(),
