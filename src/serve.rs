@@ -6,6 +6,7 @@
 //! channels. A busy room therefore never stalls the others, and rooms tick in
 //! parallel across cores.
 
+mod commands;
 mod network;
 mod rate_limit;
 mod room_worker;
@@ -13,6 +14,7 @@ mod room_worker;
 pub use network::{GameServer, ServeOptions, ServerStatus};
 pub use rate_limit::{RateLimiter, RateLimits, Verdict};
 
+use kasagi_net::keys::Role;
 use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
 
 /// What the network thread tells a room.
@@ -24,6 +26,8 @@ pub(crate) enum ToRoom {
         client: u64,
         /// The session it presents, if reconnecting.
         session: Option<SessionToken>,
+        /// Its role, from its connect token.
+        role: Role,
     },
     /// A client message for this room.
     Message {

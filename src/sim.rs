@@ -10,6 +10,7 @@
 //! simulation time with a fixed `dt`, so the same world file and seed give the
 //! same [`state_hash`] after N ticks however fast the ticks are run.
 
+pub mod admin;
 mod components;
 mod economy;
 mod generate;

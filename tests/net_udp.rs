@@ -477,3 +477,141 @@ fn a_flooding_client_is_cut_off_and_others_carry_on() {
         > applied + 20));
     assert_eq!(good.state(), SyncState::Synced);
 }
+
+fn insecure_as(server: SocketAddr, id: u64, role: Role) -> GameClient {
+    let net = NetClient::connect(ClientAuth::Insecure {
+        client_id: id,
+        server,
+        role,
+    })
+    .unwrap();
+    GameClient::new(net, client_app(), "village")
+}
+
+fn npcs_seen(client: &mut GameClient) -> usize {
+    let world = client.app_mut().world_mut();
+    world.query::<&kasagi::sim::Npc>().iter(world).count()
+}
+
+#[test]
+fn commands_take_effect_once_however_often_they_are_retried() {
+    use kasagi_net::client::CommandResult;
+    use kasagi_net::protocol::{Command, CommandArgs, CommandOutcome, encode};
+    let server = start(ServerAuth::Insecure);
+    let mut gm = insecure_as(server.addr, 71, Role::Gm);
+    assert!(pump(&mut [&mut gm], Duration::from_secs(10), |cs| cs[0]
+        .state()
+        == SyncState::Synced));
+    let before = npcs_seen(&mut gm);
+
+    // The same command id sent twenty times: one villager appears.
+    let command = Command {
+        id: [42; 16],
+        sequence: 1,
+        kind: "spawn".into(),
+        payload: encode(&CommandArgs::Spawn {
+            kind: "npcs".into(),
+            at: [100.0, 100.0],
+        }),
+        expected_version: None,
+    };
+    for _ in 0..20 {
+        gm.send_raw(&kasagi_net::protocol::ClientMessage::Command(
+            command.clone(),
+        ));
+    }
+    assert!(pump(
+        &mut [&mut gm],
+        Duration::from_secs(5),
+        |cs| npcs_seen(cs[0]) == before + 1
+    ));
+    let _ = pump(&mut [&mut gm], Duration::from_secs(1), |_| false);
+    assert_eq!(npcs_seen(&mut gm), before + 1, "exactly once");
+
+    // Through the client library, with its retries: acknowledged and applied once.
+    let id = gm.send_command(
+        "spawn",
+        &CommandArgs::Spawn {
+            kind: "npcs".into(),
+            at: [50.0, 50.0],
+        },
+        None,
+    );
+    assert!(pump(&mut [&mut gm], Duration::from_secs(5), |cs| cs[0]
+        .command_result(&id)
+        .is_some()));
+    assert_eq!(
+        gm.command_result(&id),
+        Some(&CommandResult::Done(CommandOutcome::Applied {
+            version: None
+        }))
+    );
+    assert!(pump(
+        &mut [&mut gm],
+        Duration::from_secs(5),
+        |cs| npcs_seen(cs[0]) == before + 2
+    ));
+
+    // Versioned writes (entity 3 is a resource node: resources get the first ids):
+    // a stale expected version is a conflict carrying the current value.
+    let set = |v: f64| CommandArgs::SetField {
+        entity: 3,
+        field: "resource_node.amount".into(),
+        value: v,
+    };
+    let first = gm.send_command("set_field", &set(1.0), Some(0));
+    let stale = gm.send_command("set_field", &set(2.0), Some(0));
+    assert!(pump(&mut [&mut gm], Duration::from_secs(5), |cs| {
+        cs[0].command_result(&first).is_some() && cs[0].command_result(&stale).is_some()
+    }));
+    assert_eq!(
+        gm.command_result(&first),
+        Some(&CommandResult::Done(CommandOutcome::Applied {
+            version: Some(1)
+        }))
+    );
+    assert_eq!(
+        gm.command_result(&stale),
+        Some(&CommandResult::Conflict {
+            version: 1,
+            value: 1.0
+        })
+    );
+}
+
+#[test]
+fn players_cannot_run_game_master_commands() {
+    use kasagi_net::client::CommandResult;
+    use kasagi_net::protocol::{CommandArgs, CommandOutcome};
+    let server = start(ServerAuth::Insecure);
+    let mut player = insecure_as(server.addr, 81, Role::Player);
+    let mut other = insecure_as(server.addr, 82, Role::Player);
+    assert!(pump(
+        &mut [&mut player, &mut other],
+        Duration::from_secs(10),
+        |cs| { cs.iter().all(|c| c.state() == SyncState::Synced) }
+    ));
+    let victim = other.player().unwrap();
+    let id = player.send_command(
+        "teleport",
+        &CommandArgs::Teleport {
+            entity: victim.0,
+            to: [1.0, 1.0],
+        },
+        None,
+    );
+    assert!(pump(
+        &mut [&mut player, &mut other],
+        Duration::from_secs(5),
+        |cs| cs[0].command_result(&id).is_some()
+    ));
+    assert_eq!(
+        player.command_result(&id),
+        Some(&CommandResult::Done(CommandOutcome::Forbidden))
+    );
+    let at = seen_at(&mut other, victim).unwrap();
+    assert!(
+        at.distance(glam::Vec2::ONE) > 1.0,
+        "the other avatar did not move"
+    );
+}

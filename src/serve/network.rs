@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bevy_app::App;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use hdrhistogram::Histogram;
+use kasagi_net::keys::Role;
 use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
 use kasagi_replication::ReplicationRegistry;
@@ -70,6 +71,7 @@ struct ClientInfo {
     /// Reliable messages waiting for room in the channel (full states are paced).
     backlog: VecDeque<ServerMessage>,
     limiter: RateLimiter,
+    role: Role,
     /// Set when the client is being cut off: it is disconnected at this time,
     /// once its error message had a chance to leave.
     kick_at: Option<Instant>,
@@ -192,6 +194,7 @@ impl GameServer {
                         backlog: VecDeque::new(),
                         limiter: RateLimiter::new(self.options.rate_limits, Instant::now()),
                         kick_at: None,
+                        role,
                     },
                 );
             }
@@ -265,7 +268,12 @@ impl GameServer {
                     return;
                 }
                 let inbox = self.room(&room);
-                let _ = inbox.send(ToRoom::Join { client, session });
+                let role = self.clients.get(&client).map_or(Role::Player, |c| c.role);
+                let _ = inbox.send(ToRoom::Join {
+                    client,
+                    session,
+                    role,
+                });
                 if let Some(info) = self.clients.get_mut(&client) {
                     info.room = Some(room);
                 }

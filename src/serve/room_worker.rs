@@ -9,10 +9,12 @@ use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
 use kasagi_replication::codec::is_full_state;
 use kasagi_replication::{ClientId, NetId, ReplicationConfig, ReplicationServer, View};
 
+use super::commands::Commands;
 use super::{FromRoom, ToRoom};
 use crate::replication::VillageReplicationPlugin;
 use crate::room::Room;
 use crate::sim::{self, PlayerAction, PlayerInput, SimId, VillagePlugin, WorldDef};
+use kasagi_net::keys::Role;
 
 /// A client's avatar in the room.
 #[derive(Clone, Copy)]
@@ -20,6 +22,7 @@ struct Member {
     player: SimId,
     slot: u32,
     session: SessionToken,
+    role: Role,
 }
 
 /// A member whose connection dropped, waiting for a reconnect.
@@ -35,6 +38,7 @@ struct Away {
 struct Roster {
     members: BTreeMap<u64, Member>,
     away: Vec<Away>,
+    commands: Commands,
 }
 
 /// Settings of a room worker.
@@ -110,7 +114,11 @@ fn handle(
     msg: ToRoom,
 ) {
     match msg {
-        ToRoom::Join { client, session } => {
+        ToRoom::Join {
+            client,
+            session,
+            role,
+        } => {
             if roster.members.contains_key(&client) {
                 return;
             }
@@ -134,6 +142,7 @@ fn handle(
                 player,
                 slot,
                 session: SessionToken(kasagi_net::keys::random_bytes()),
+                role,
             };
             send(out, client, joined(room, settings, member));
             broadcast(out, roster, ServerMessage::PlayerJoined { player: net.0 });
@@ -155,7 +164,7 @@ fn handle(
             }
         }
         ToRoom::Message { client, message } => {
-            let Some(member) = roster.members.get(&client) else {
+            let Some(&member) = roster.members.get(&client) else {
                 return;
             };
             let world = room.world_mut();
@@ -194,6 +203,10 @@ fn handle(
                     world
                         .resource_mut::<ReplicationServer>()
                         .request_full_state(ClientId(client));
+                }
+                ClientMessage::Command(command) => {
+                    let answer = roster.commands.handle(room, member.role, command);
+                    send(out, client, answer);
                 }
                 ClientMessage::Join { .. } | ClientMessage::Leave => {}
             }

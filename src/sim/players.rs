@@ -151,11 +151,7 @@ pub fn spawn_player(world: &mut World) -> (super::SimId, u32) {
 
 /// Despawns the player avatar `id`.
 pub fn despawn_player(world: &mut World, id: super::SimId) {
-    let entity = world.resource::<SimIndex>().get(id);
-    if let Some(entity) = entity {
-        world.despawn(entity);
-        world.resource_mut::<SimIndex>().remove(id);
-    }
+    super::admin::despawn_entity(world, id);
 }
 
 /// The next player slot to hand out.

@@ -2,7 +2,9 @@
 
 mod session;
 
-pub use session::{GameClient, SessionStats, SyncState};
+pub use session::{
+    COMMAND_RETRIES, COMMAND_RETRY_START, CommandResult, GameClient, SessionStats, SyncState,
+};
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -83,6 +83,70 @@ pub enum ClientMessage {
     },
     /// Asks for a full state (after a checksum mismatch).
     SyncRequest,
+    /// A command; retried with the same id until acknowledged, applied at most once.
+    Command(Command),
+}
+
+/// A request with an effect, identified so that retries are applied once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// A random 128-bit id (UUID v4 layout); retries reuse it.
+    pub id: [u8; 16],
+    /// Increases with every new command of the client.
+    pub sequence: u32,
+    /// What to do: `spawn`, `despawn`, `teleport`, `set_field` (game masters only).
+    pub kind: String,
+    /// The command's arguments, bincode-encoded (see [`CommandArgs`]).
+    pub payload: Vec<u8>,
+    /// For `set_field`: apply only if the field is still at this version.
+    pub expected_version: Option<u64>,
+}
+
+/// Arguments of the built-in commands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CommandArgs {
+    /// Spawn an entity of `kind` (`npcs`) at a position.
+    Spawn {
+        /// The kind.
+        kind: String,
+        /// Where.
+        at: [f32; 2],
+    },
+    /// Despawn an entity.
+    Despawn {
+        /// The entity.
+        entity: u64,
+    },
+    /// Move an entity to a position.
+    Teleport {
+        /// The entity.
+        entity: u64,
+        /// Where.
+        to: [f32; 2],
+    },
+    /// Set a numeric field such as `resource_node.amount`.
+    SetField {
+        /// The entity.
+        entity: u64,
+        /// The field path.
+        field: String,
+        /// The new value.
+        value: f64,
+    },
+}
+
+/// What became of a command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CommandOutcome {
+    /// It took effect (now, or the first time this id was seen).
+    Applied {
+        /// For `set_field`: the field's new version.
+        version: Option<u64>,
+    },
+    /// The client's role may not run it.
+    Forbidden,
+    /// The arguments are unusable.
+    Invalid(String),
 }
 
 /// Why the server refused something.
@@ -100,6 +164,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The session token is unknown or expired.
     BadSession,
+    /// The client's role may not do that.
+    Forbidden,
 }
 
 /// What the server says.
@@ -129,6 +195,24 @@ pub enum ServerMessage {
     PlayerLeft {
         /// Its player entity.
         player: u64,
+    },
+    /// The outcome of a command; ends the client's retries.
+    CommandAck {
+        /// The command id.
+        id: [u8; 16],
+        /// What happened.
+        outcome: CommandOutcome,
+    },
+    /// A `set_field` with a stale `expected_version`: nothing changed; here is the current value.
+    Conflict {
+        /// The command id.
+        id: [u8; 16],
+        /// The field.
+        field: String,
+        /// Its current version.
+        version: u64,
+        /// Its current value.
+        value: f64,
     },
     /// A request was refused.
     Error {

@@ -1,11 +1,16 @@
 //! A replicated game session on top of [`NetClient`].
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use bevy_app::App;
 use kasagi_replication::client::{ClientReplica, Receipt};
 use kasagi_replication::{NetId, ReplicationRegistry};
 
 use super::{NetClient, NetError};
-use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
+use crate::protocol::{
+    ClientMessage, Command, CommandArgs, CommandOutcome, ErrorCode, ServerMessage, SessionToken,
+};
 
 /// Where a session stands.
 ///
@@ -39,6 +44,33 @@ pub struct SessionStats {
     pub server_errors: u64,
 }
 
+/// The first retry delay of a command; each further retry doubles it.
+pub const COMMAND_RETRY_START: Duration = Duration::from_millis(100);
+/// Retries before a command is given up (100 ms, 200, 400, 800, 1.6 s).
+pub const COMMAND_RETRIES: u32 = 5;
+
+/// The final result of a command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandResult {
+    /// The server acknowledged it.
+    Done(CommandOutcome),
+    /// The field had moved on: nothing changed.
+    Conflict {
+        /// The field's current version.
+        version: u64,
+        /// Its current value.
+        value: f64,
+    },
+    /// No acknowledgement after every retry.
+    GaveUp,
+}
+
+struct PendingCommand {
+    command: Command,
+    retries: u32,
+    next_at: Instant,
+}
+
 /// A client session: transport, room membership, the replica world and its state machine.
 pub struct GameClient {
     net: NetClient,
@@ -51,6 +83,9 @@ pub struct GameClient {
     input_sequence: u32,
     last_error: Option<(ErrorCode, String)>,
     stats: SessionStats,
+    command_sequence: u32,
+    pending: Vec<PendingCommand>,
+    results: HashMap<[u8; 16], CommandResult>,
 }
 
 impl GameClient {
@@ -68,6 +103,9 @@ impl GameClient {
             input_sequence: 0,
             last_error: None,
             stats: SessionStats::default(),
+            command_sequence: 0,
+            pending: Vec::new(),
+            results: HashMap::new(),
         }
     }
 
@@ -90,6 +128,7 @@ impl GameClient {
         for message in messages {
             self.handle(message);
         }
+        self.retry_commands();
         let replica = &mut *self.app.world_mut().resource_mut::<ClientReplica>();
         let ack = replica.take_ack();
         let resync = replica.take_resync_request();
@@ -138,7 +177,76 @@ impl GameClient {
                 self.stats.server_errors += 1;
                 self.last_error = Some((code, message));
             }
+            ServerMessage::CommandAck { id, outcome } => {
+                self.finish_command(id, CommandResult::Done(outcome))
+            }
+            ServerMessage::Conflict {
+                id, version, value, ..
+            } => {
+                self.finish_command(id, CommandResult::Conflict { version, value });
+            }
             ServerMessage::PlayerJoined { .. } | ServerMessage::PlayerLeft { .. } => {}
+        }
+    }
+
+    /// Sends a command and keeps retrying it (same id) until the server answers.
+    /// Returns its id; see [`GameClient::command_result`].
+    pub fn send_command(
+        &mut self,
+        kind: &str,
+        args: &CommandArgs,
+        expected_version: Option<u64>,
+    ) -> [u8; 16] {
+        let id = crate::keys::random_bytes::<16>();
+        self.command_sequence = self.command_sequence.wrapping_add(1);
+        let command = Command {
+            id,
+            sequence: self.command_sequence,
+            kind: kind.to_string(),
+            payload: crate::protocol::encode(args),
+            expected_version,
+        };
+        self.net.send(&ClientMessage::Command(command.clone()));
+        self.pending.push(PendingCommand {
+            command,
+            retries: 0,
+            next_at: Instant::now() + COMMAND_RETRY_START,
+        });
+        id
+    }
+
+    /// Sends any message as is (tools and tests; games use the typed methods).
+    pub fn send_raw(&mut self, message: &ClientMessage) {
+        self.net.send(message);
+    }
+
+    /// The result of a command, once there is one.
+    pub fn command_result(&self, id: &[u8; 16]) -> Option<&CommandResult> {
+        self.results.get(id)
+    }
+
+    fn finish_command(&mut self, id: [u8; 16], result: CommandResult) {
+        self.pending.retain(|p| p.command.id != id);
+        self.results.entry(id).or_insert(result);
+    }
+
+    fn retry_commands(&mut self) {
+        let now = Instant::now();
+        let mut gave_up = Vec::new();
+        for p in &mut self.pending {
+            if now < p.next_at || !self.net.is_connected() {
+                continue;
+            }
+            if p.retries >= COMMAND_RETRIES {
+                gave_up.push(p.command.id);
+                continue;
+            }
+            p.retries += 1;
+            self.net.send(&ClientMessage::Command(p.command.clone()));
+            p.next_at = now + COMMAND_RETRY_START * 2u32.pow(p.retries);
+        }
+        for id in gave_up {
+            self.finish_command(id, CommandResult::GaveUp);
         }
     }
 
