@@ -38,8 +38,8 @@ fn start(auth: ServerAuth) -> Running {
     start_with(auth, Vec::new())
 }
 
-fn start_with(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> Running {
-    let options = ServeOptions {
+fn options(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> ServeOptions {
+    ServeOptions {
         bind: "127.0.0.1:0".parse().unwrap(),
         world: common::small_world(3),
         auth,
@@ -49,7 +49,14 @@ fn start_with(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> Running {
         max_clients: 64,
         public_addresses,
         rate_limits: Default::default(),
-    };
+    }
+}
+
+fn start_with(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> Running {
+    start_options(options(auth, public_addresses))
+}
+
+fn start_options(options: ServeOptions) -> Running {
     let server = GameServer::bind(options).expect("bind 127.0.0.1");
     let addr = server.local_addr();
     let stop = Arc::new(AtomicBool::new(false));
@@ -613,5 +620,33 @@ fn players_cannot_run_game_master_commands() {
     assert!(
         at.distance(glam::Vec2::ONE) > 1.0,
         "the other avatar did not move"
+    );
+}
+
+#[test]
+fn a_player_who_does_not_return_is_removed_after_the_grace_period() {
+    let server = start_options(ServeOptions {
+        reconnect_grace: Duration::from_secs(1),
+        ..options(ServerAuth::Insecure, Vec::new())
+    });
+    let mut stays = insecure(server.addr, 91);
+    let mut goes = insecure(server.addr, 92);
+    assert!(pump(
+        &mut [&mut stays, &mut goes],
+        Duration::from_secs(10),
+        |cs| { cs.iter().all(|c| c.state() == SyncState::Synced) }
+    ));
+    let gone = goes.player().unwrap();
+    assert!(pump(&mut [&mut stays], Duration::from_secs(5), |cs| {
+        seen_at(cs[0], gone).is_some()
+    }));
+    goes.leave();
+    drop(goes);
+    assert!(
+        pump(&mut [&mut stays], Duration::from_secs(10), |cs| seen_at(
+            cs[0], gone
+        )
+        .is_none()),
+        "the avatar is despawned once its client is gone"
     );
 }

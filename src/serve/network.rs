@@ -1,6 +1,6 @@
 //! The network thread: socket, handshake, routing between clients and rooms.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,8 +68,6 @@ struct RoomHandle {
 struct ClientInfo {
     room: Option<String>,
     malformed: u32,
-    /// Reliable messages waiting for room in the channel (full states are paced).
-    backlog: VecDeque<ServerMessage>,
     limiter: RateLimiter,
     role: Role,
     /// Set when the client is being cut off: it is disconnected at this time,
@@ -160,7 +158,6 @@ impl GameServer {
                 }
             }
         }
-        self.drain_backlogs();
         self.net.flush();
         let now = Instant::now();
         let due: Vec<u64> = self
@@ -191,7 +188,6 @@ impl GameServer {
                     ClientInfo {
                         room: None,
                         malformed: 0,
-                        backlog: VecDeque::new(),
                         limiter: RateLimiter::new(self.options.rate_limits, Instant::now()),
                         kick_at: None,
                         role,
@@ -339,27 +335,10 @@ impl GameServer {
         );
     }
 
-    /// Sends now, or keeps reliable messages in order until the channel has room.
+    /// Sends to a connected client (the transport paces reliable messages).
     fn queue(&mut self, client: u64, message: ServerMessage) {
-        let Some(info) = self.clients.get_mut(&client) else {
-            return;
-        };
-        if matches!(message, ServerMessage::Changes(_)) {
-            // Superseded next tick anyway: drop when the channel is full.
-            let _ = self.net.send(client, &message);
-        } else {
-            info.backlog.push_back(message);
-        }
-    }
-
-    fn drain_backlogs(&mut self) {
-        for (&client, info) in self.clients.iter_mut() {
-            while let Some(message) = info.backlog.front() {
-                if !self.net.send(client, message) {
-                    break;
-                }
-                info.backlog.pop_front();
-            }
+        if self.clients.contains_key(&client) {
+            self.net.send(client, &message);
         }
     }
 

@@ -6,9 +6,15 @@ use renet::{ChannelConfig, ConnectionConfig, SendType};
 
 use crate::protocol::{ClientChannel, ServerChannel};
 
-/// Memory a reliable server channel may hold unacknowledged; full states are
-/// paced to stay below it (renet disconnects a client whose reliable channel overflows).
-pub const RELIABLE_CHANNEL_BYTES: usize = 8 << 20;
+/// Memory a reliable server channel may hold, on the sending end (unacknowledged)
+/// and on the receiving end (unread, or held back behind a lost message). renet
+/// disconnects a peer whose reliable channel overflows.
+pub const RELIABLE_CHANNEL_BYTES: usize = 64 << 20;
+
+/// Reliable bytes the server keeps in flight per client. Far below
+/// [`RELIABLE_CHANNEL_BYTES`] because acknowledged messages stop counting on the
+/// sending end while the receiver may still hold them behind a gap.
+pub const RELIABLE_IN_FLIGHT_BYTES: usize = 4 << 20;
 
 /// The connection configuration used by servers and clients.
 pub fn connection_config() -> ConnectionConfig {

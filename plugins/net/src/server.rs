@@ -1,5 +1,6 @@
 //! The UDP server transport: netcode (secure or insecure) + renet channels.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -8,10 +9,11 @@ use renet_netcode::{
     NETCODE_KEY_BYTES, NetcodeServerTransport, ServerAuthentication, ServerConfig,
 };
 
-use crate::channels::connection_config;
+use crate::channels::{RELIABLE_CHANNEL_BYTES, RELIABLE_IN_FLIGHT_BYTES, connection_config};
 use crate::keys::Role;
 use crate::protocol::{
-    ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerMessage, decode, encode,
+    ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerChannel, ServerMessage, decode,
+    encode,
 };
 
 /// netcode's hard limit of clients per server socket.
@@ -67,6 +69,8 @@ pub struct NetServer {
     renet: RenetServer,
     transport: NetcodeServerTransport,
     last_update: Instant,
+    /// Reliable messages per client waiting for room in the channel, in order.
+    backlog: HashMap<u64, VecDeque<Vec<u8>>>,
 }
 
 impl NetServer {
@@ -100,6 +104,7 @@ impl NetServer {
             renet: RenetServer::new(connection_config()),
             transport: NetcodeServerTransport::new(config, socket)?,
             last_update: Instant::now(),
+            backlog: HashMap::new(),
         })
     }
 
@@ -153,26 +158,64 @@ impl NetServer {
         events
     }
 
-    /// Queues a message for `client`. Returns `false` when its channel is too full
-    /// to take it now (the caller retries later; see [`NetServer::can_send`]).
-    pub fn send(&mut self, client: u64, message: &ServerMessage) -> bool {
+    /// Sends a message to `client`.
+    ///
+    /// Unreliable messages (change sets) that do not fit in the channel right now
+    /// are dropped: the next tick's change set supersedes them. Reliable messages
+    /// are queued in order and handed to renet only as its channel has room, so a
+    /// full state of any size is streamed without ever exceeding renet's
+    /// per-channel memory limit (which would disconnect the client).
+    pub fn send(&mut self, client: u64, message: &ServerMessage) {
         let bytes = encode(message);
-        let channel = message.channel();
-        if !self.renet.can_send_message(client, channel, bytes.len()) {
-            return false;
+        match message.channel() {
+            ServerChannel::Changes => {
+                if self
+                    .renet
+                    .can_send_message(client, ServerChannel::Changes, bytes.len())
+                {
+                    self.renet
+                        .send_message(client, ServerChannel::Changes, bytes);
+                }
+            }
+            ServerChannel::Control => {
+                self.backlog.entry(client).or_default().push_back(bytes);
+                self.drain(client);
+            }
         }
-        self.renet.send_message(client, channel, bytes);
-        true
     }
 
-    /// Whether a message of `len` bytes fits in `client`'s reliable channel now.
-    pub fn can_send_reliable(&self, client: u64, len: usize) -> bool {
-        self.renet
-            .can_send_message(client, crate::protocol::ServerChannel::Control, len + 16)
+    /// Reliable bytes waiting for `client`'s channel to drain.
+    pub fn backlog_bytes(&self, client: u64) -> usize {
+        self.backlog
+            .get(&client)
+            .map_or(0, |q| q.iter().map(Vec::len).sum())
     }
 
-    /// Sends queued packets.
+    fn drain(&mut self, client: u64) {
+        let Some(queue) = self.backlog.get_mut(&client) else {
+            return;
+        };
+        while let Some(bytes) = queue.front() {
+            // Keep a bounded window in flight, well inside what the receiver may hold.
+            let free = self
+                .renet
+                .channel_available_memory(client, ServerChannel::Control);
+            let in_flight = RELIABLE_CHANNEL_BYTES.saturating_sub(free);
+            if in_flight + bytes.len() > RELIABLE_IN_FLIGHT_BYTES && in_flight > 0 {
+                break;
+            }
+            let bytes = queue.pop_front().expect("front exists");
+            self.renet
+                .send_message(client, ServerChannel::Control, bytes);
+        }
+    }
+
+    /// Moves paced reliable messages into the channels and sends queued packets.
     pub fn flush(&mut self) {
+        let clients: Vec<u64> = self.backlog.keys().copied().collect();
+        for client in clients {
+            self.drain(client);
+        }
         self.transport.send_packets(&mut self.renet);
     }
 
