@@ -650,3 +650,48 @@ fn a_player_who_does_not_return_is_removed_after_the_grace_period() {
         "the avatar is despawned once its client is gone"
     );
 }
+
+#[test]
+fn the_own_player_is_predicted_and_reconciled() {
+    fn step(p: [f32; 2], m: [f32; 2], dt: f32) -> [f32; 2] {
+        // The village's rule: players move at `tuning.player_speed` (20 units/s).
+        [p[0] + m[0] * 20.0 * dt, p[1] + m[1] * 20.0 * dt]
+    }
+    let server = start(ServerAuth::Insecure);
+    let mut a = insecure(server.addr, 111);
+    a.predict_with(step);
+    assert!(pump(&mut [&mut a], Duration::from_secs(10), |cs| cs[0]
+        .state()
+        == SyncState::Synced));
+    let me = a.player().unwrap();
+    assert!(pump(&mut [&mut a], Duration::from_secs(5), |cs| seen_at(
+        cs[0], me
+    )
+    .is_some()));
+    let start_at = seen_at(&mut a, me).unwrap();
+    let dir = (glam::Vec2::splat(128.0) - start_at).normalize_or_zero();
+
+    a.send_input(dir.to_array(), None);
+    assert_eq!(a.unacked_inputs(), 1, "the input waits for the server");
+    let mut leads = 0;
+    assert!(pump(&mut [&mut a], Duration::from_secs(3), |cs| {
+        cs[0].send_input(dir.to_array(), None);
+        let auth = seen_at(cs[0], me).unwrap();
+        let predicted = glam::Vec2::from_array(cs[0].predicted_position(auth.to_array()));
+        let ahead = (predicted - auth).dot(dir);
+        // The prediction runs ahead of the server, never behind, by about a round
+        // trip of walking (bounded loosely here: debug build, shared cores).
+        assert!((-0.01..20.0).contains(&ahead), "ahead by {ahead}");
+        if ahead > 0.0 {
+            leads += 1;
+        }
+        (auth - start_at).length() > 10.0
+    }));
+    assert!(leads > 0, "prediction ran ahead of the server");
+    // Once the server has applied every input, prediction and server agree.
+    assert!(pump(&mut [&mut a], Duration::from_secs(3), |cs| cs[0]
+        .unacked_inputs()
+        == 0));
+    let auth = seen_at(&mut a, me).unwrap();
+    assert_eq!(a.predicted_position(auth.to_array()), auth.to_array());
+}

@@ -23,6 +23,10 @@ struct Member {
     slot: u32,
     session: SessionToken,
     role: Role,
+    /// The newest input sequence applied; older (reordered) inputs are ignored.
+    last_input: Option<u32>,
+    /// Whether an input was applied since the last InputAck.
+    input_pending: bool,
 }
 
 /// A member whose connection dropped, waiting for a reconnect.
@@ -87,6 +91,7 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             micros: took.as_micros() as u64,
         });
         send_packets(&mut room, &roster, &out);
+        ack_inputs(&room, &mut roster, &out);
         expire_away(&mut room, &mut roster, settings.reconnect_grace, &out);
 
         next_tick += slot;
@@ -143,6 +148,8 @@ fn handle(
                 slot,
                 session: SessionToken(kasagi_net::keys::random_bytes()),
                 role,
+                last_input: None,
+                input_pending: false,
             };
             send(out, client, joined(room, settings, member));
             broadcast(out, roster, ServerMessage::PlayerJoined { player: net.0 });
@@ -231,6 +238,18 @@ fn send_packets(room: &mut Room, roster: &Roster, out: &Sender<FromRoom>) {
     // reconnect carries everything since their last ack anyway.
     for away in &roster.away {
         server.take_packets(ClientId(away.client));
+    }
+}
+
+/// Tells clients which of their inputs this tick applied (for prediction).
+fn ack_inputs(room: &Room, roster: &mut Roster, out: &Sender<FromRoom>) {
+    for (&client, member) in roster.members.iter_mut() {
+        if std::mem::take(&mut member.input_pending)
+            && let Some(sequence) = member.last_input
+        {
+            let tick = room.tick_count();
+            send(out, client, ServerMessage::InputAck { sequence, tick });
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The native client: transport ([`NetClient`]) and a replicated game session ([`GameClient`]).
 
+pub mod prediction;
 mod session;
 
 pub use session::{

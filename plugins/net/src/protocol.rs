@@ -186,6 +186,14 @@ pub enum ServerMessage {
     FullState(Vec<u8>),
     /// A replication packet of a per-tick change set (unreliable channel).
     Changes(Vec<u8>),
+    /// The newest input the room has applied for this client (unreliable, per tick):
+    /// the client drops older inputs from its prediction replay.
+    InputAck {
+        /// The input's sequence number.
+        sequence: u32,
+        /// The tick whose simulation applied it.
+        tick: u64,
+    },
     /// Another player entered the room.
     PlayerJoined {
         /// Its player entity.
@@ -227,7 +235,7 @@ impl ServerMessage {
     /// The channel this message travels on.
     pub fn channel(&self) -> ServerChannel {
         match self {
-            ServerMessage::Changes(_) => ServerChannel::Changes,
+            ServerMessage::Changes(_) | ServerMessage::InputAck { .. } => ServerChannel::Changes,
             _ => ServerChannel::Control,
         }
     }

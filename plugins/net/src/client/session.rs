@@ -84,6 +84,7 @@ pub struct GameClient {
     last_error: Option<(ErrorCode, String)>,
     stats: SessionStats,
     command_sequence: u32,
+    predictor: Option<super::prediction::Predictor>,
     pending: Vec<PendingCommand>,
     results: HashMap<[u8; 16], CommandResult>,
 }
@@ -104,6 +105,7 @@ impl GameClient {
             last_error: None,
             stats: SessionStats::default(),
             command_sequence: 0,
+            predictor: None,
             pending: Vec::new(),
             results: HashMap::new(),
         }
@@ -129,6 +131,9 @@ impl GameClient {
             self.handle(message);
         }
         self.retry_commands();
+        if let Some(p) = &mut self.predictor {
+            p.prune(Instant::now());
+        }
         let replica = &mut *self.app.world_mut().resource_mut::<ClientReplica>();
         let ack = replica.take_ack();
         let resync = replica.take_resync_request();
@@ -184,6 +189,11 @@ impl GameClient {
                 id, version, value, ..
             } => {
                 self.finish_command(id, CommandResult::Conflict { version, value });
+            }
+            ServerMessage::InputAck { sequence, .. } => {
+                if let Some(p) = &mut self.predictor {
+                    p.acked(sequence);
+                }
             }
             ServerMessage::PlayerJoined { .. } | ServerMessage::PlayerLeft { .. } => {}
         }
@@ -253,6 +263,9 @@ impl GameClient {
     /// Sends a movement intent for the own player.
     pub fn send_input(&mut self, movement: [f32; 2], action: Option<u8>) {
         self.input_sequence = self.input_sequence.wrapping_add(1);
+        if let Some(p) = &mut self.predictor {
+            p.sent(self.input_sequence, movement, Instant::now());
+        }
         let tick = self
             .app
             .world()
@@ -265,6 +278,25 @@ impl GameClient {
             movement,
             action,
         });
+    }
+
+    /// Turns on prediction of the own player, moved by `step` (the game's movement rule).
+    pub fn predict_with(&mut self, step: super::prediction::StepFn) {
+        self.predictor = Some(super::prediction::Predictor::new(step));
+    }
+
+    /// The own player's predicted position: `authoritative` (read from the
+    /// replica by the game) plus the replay of inputs the server has not applied.
+    pub fn predicted_position(&self, authoritative: [f32; 2]) -> [f32; 2] {
+        match &self.predictor {
+            Some(p) => p.predict(authoritative, Instant::now()),
+            None => authoritative,
+        }
+    }
+
+    /// Inputs sent and not yet applied by the server.
+    pub fn unacked_inputs(&self) -> usize {
+        self.predictor.as_ref().map_or(0, |p| p.pending())
     }
 
     /// The session's state.
