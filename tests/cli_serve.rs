@@ -90,6 +90,11 @@ fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
     assert_eq!(summary["connected"], 3, "{summary}");
     assert_eq!(summary["desyncs"], 0);
     assert!(summary["bytes_per_client_per_sec"].as_f64().unwrap() > 0.0);
+    // Each bot issues its first command two seconds in; the server acknowledges it.
+    assert!(
+        summary["commands_acked"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
     for key in ["resyncs", "reconnects", "latency_p50_ms", "latency_p99_ms"] {
         assert!(summary.get(key).is_some(), "{key} missing");
     }

@@ -10,8 +10,9 @@ use clap::Args;
 use glam::Vec2;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use kasagi_net::client::{ClientAuth, GameClient, NetClient, SyncState};
+use kasagi_net::client::{ClientAuth, CommandResult, GameClient, NetClient, SyncState};
 use kasagi_net::keys::{Role, load_or_create_key, mint_token};
+use kasagi_net::protocol::CommandArgs;
 use kasagi_replication::client::ClientReplicationPlugin;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
@@ -67,6 +68,10 @@ pub struct BotsSummary {
     pub latency_p99_ms: f64,
     /// Samples behind the latency figures.
     pub latency_samples: u64,
+    /// Commands sent (an `act` every few seconds per client).
+    pub commands_sent: u64,
+    /// Commands acknowledged by the server.
+    pub commands_acked: u64,
 }
 
 struct Bot {
@@ -75,6 +80,8 @@ struct Bot {
     next_turn: Instant,
     /// A heading sent and not yet seen in the replica, with when.
     pending: Option<(Vec2, Instant)>,
+    next_command: Instant,
+    commands: Vec<[u8; 16]>,
 }
 
 pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
@@ -116,6 +123,8 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
             heading: Vec2::ZERO,
             next_turn: Instant::now(),
             pending: None,
+            next_command: Instant::now() + Duration::from_secs(2),
+            commands: Vec::new(),
         });
     }
 
@@ -153,6 +162,14 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
             }
             if send_inputs {
                 bot.client.send_input(bot.heading.to_array(), None);
+            }
+            if now >= bot.next_command {
+                let action = rng.random_range(1..=2u8);
+                let id = bot
+                    .client
+                    .send_command("act", &CommandArgs::Act { action }, None);
+                bot.commands.push(id);
+                bot.next_command = now + Duration::from_millis(rng.random_range(3000..6000));
             }
             if let Some((heading, sent)) = bot.pending
                 && own_velocity(&bot.client)
@@ -195,6 +212,18 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
         latency_p50_ms: latency.value_at_quantile(0.5) as f64 / 1_000.0,
         latency_p99_ms: latency.value_at_quantile(0.99) as f64 / 1_000.0,
         latency_samples: latency.len(),
+        commands_sent: bots.iter().map(|b| b.commands.len() as u64).sum(),
+        commands_acked: bots
+            .iter()
+            .map(|b| {
+                b.commands
+                    .iter()
+                    .filter(|id| {
+                        matches!(b.client.command_result(id), Some(CommandResult::Done(_)))
+                    })
+                    .count() as u64
+            })
+            .sum(),
     };
     for bot in &mut bots {
         bot.client.leave();
@@ -206,11 +235,13 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
         );
     } else {
         println!(
-            "kasagi bots · {} clients · {} synced · {} desyncs · {} resyncs\n  {:.1} KB/s per client · latency p50 {:.1} ms · p99 {:.1} ms ({} samples)",
+            "kasagi bots · {} clients · {} synced · {} desyncs · {} resyncs · {}/{} commands acked\n  {:.1} KB/s per client · latency p50 {:.1} ms · p99 {:.1} ms ({} samples)",
             summary.clients,
             summary.connected,
             summary.desyncs,
             summary.resyncs,
+            summary.commands_acked,
+            summary.commands_sent,
             summary.bytes_per_client_per_sec / 1_000.0,
             summary.latency_p50_ms,
             summary.latency_p99_ms,

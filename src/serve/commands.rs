@@ -7,7 +7,7 @@ use kasagi_net::keys::Role;
 use kasagi_net::protocol::{Command, CommandArgs, CommandOutcome, ServerMessage, decode};
 
 use crate::room::Room;
-use crate::sim::{SimId, admin};
+use crate::sim::{PlayerAction, PlayerInput, SimId, admin};
 
 /// How many answered command ids a room remembers for deduplication.
 const REMEMBERED: usize = 16_384;
@@ -23,12 +23,19 @@ pub(crate) struct Commands {
 }
 
 impl Commands {
-    /// Runs `command` from a client with `role` (once per id) and returns the answer.
-    pub fn handle(&mut self, room: &mut Room, role: Role, command: Command) -> ServerMessage {
+    /// Runs `command` from a client with `role` whose avatar has `slot` (once per id)
+    /// and returns the answer.
+    pub fn handle(
+        &mut self,
+        room: &mut Room,
+        role: Role,
+        slot: u32,
+        command: Command,
+    ) -> ServerMessage {
         if let Some(answer) = self.answered.get(&command.id) {
             return answer.clone();
         }
-        let answer = self.apply(room, role, &command);
+        let answer = self.apply(room, role, slot, &command);
         if self.order.len() >= REMEMBERED
             && let Some(old) = self.order.pop_front()
         {
@@ -39,19 +46,40 @@ impl Commands {
         answer
     }
 
-    fn apply(&mut self, room: &mut Room, role: Role, command: &Command) -> ServerMessage {
+    fn apply(
+        &mut self,
+        room: &mut Room,
+        role: Role,
+        slot: u32,
+        command: &Command,
+    ) -> ServerMessage {
         let ack = |outcome| ServerMessage::CommandAck {
             id: command.id,
             outcome,
         };
-        if role != Role::Gm {
-            return ack(CommandOutcome::Forbidden);
-        }
         let args: CommandArgs = match decode(&command.payload) {
             Ok(args) => args,
             Err(e) => return ack(CommandOutcome::Invalid(e.to_string())),
         };
         let world = room.world_mut();
+        if let ("act", CommandArgs::Act { action }) = (command.kind.as_str(), &args) {
+            let action = match action {
+                1 => PlayerAction::Gather,
+                2 => PlayerAction::Build,
+                other => return ack(CommandOutcome::Invalid(format!("unknown action {other}"))),
+            };
+            // The action happens where the player stands, without changing its course.
+            let movement = player_movement(world, slot);
+            world.write_message(PlayerInput {
+                slot,
+                movement,
+                action: Some(action),
+            });
+            return ack(CommandOutcome::Applied { version: None });
+        }
+        if role != Role::Gm {
+            return ack(CommandOutcome::Forbidden);
+        }
         let result = match (command.kind.as_str(), args) {
             ("spawn", CommandArgs::Spawn { kind, at }) if kind == "npcs" => {
                 admin::spawn_npc(world, Vec2::from_array(at));
@@ -109,6 +137,18 @@ impl Commands {
             Err(e) => ack(CommandOutcome::Invalid(e)),
         }
     }
+}
+
+/// The player's current movement intent (its velocity over its speed).
+fn player_movement(world: &mut bevy_ecs::world::World, slot: u32) -> Vec2 {
+    let speed = world
+        .resource::<crate::sim::SimParams>()
+        .tuning
+        .player_speed;
+    let mut q = world.query::<(&crate::sim::Player, &crate::sim::Velocity)>();
+    q.iter(world)
+        .find(|(p, _)| p.slot == slot)
+        .map_or(Vec2::ZERO, |(_, v)| v.0 / speed)
 }
 
 fn sim_id(entity: u64) -> Option<SimId> {

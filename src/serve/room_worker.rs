@@ -212,7 +212,9 @@ fn handle(
                         .request_full_state(ClientId(client));
                 }
                 ClientMessage::Command(command) => {
-                    let answer = roster.commands.handle(room, member.role, command);
+                    let answer = roster
+                        .commands
+                        .handle(room, member.role, member.slot, command);
                     send(out, client, answer);
                 }
                 ClientMessage::Join { .. } | ClientMessage::Leave => {}

@@ -94,7 +94,8 @@ pub struct Command {
     pub id: [u8; 16],
     /// Increases with every new command of the client.
     pub sequence: u32,
-    /// What to do: `spawn`, `despawn`, `teleport`, `set_field` (game masters only).
+    /// What to do: `act` (anyone: an action of the own player), or `spawn`,
+    /// `despawn`, `teleport`, `set_field` (game masters only).
     pub kind: String,
     /// The command's arguments, bincode-encoded (see [`CommandArgs`]).
     pub payload: Vec<u8>,
@@ -105,6 +106,11 @@ pub struct Command {
 /// Arguments of the built-in commands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum CommandArgs {
+    /// The own player performs an action (game-defined code) exactly once.
+    Act {
+        /// The action code.
+        action: u8,
+    },
     /// Spawn an entity of `kind` (`npcs`) at a position.
     Spawn {
         /// The kind.
