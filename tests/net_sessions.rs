@@ -249,3 +249,40 @@ fn the_own_player_is_predicted_and_reconciled() {
     let auth = seen_at(&mut a, me).unwrap();
     assert_eq!(a.predicted_position(auth.to_array()), auth.to_array());
 }
+
+#[test]
+fn a_dropped_client_reconnects_on_its_own_and_keeps_its_player() {
+    let server = start(ServerAuth::Insecure);
+    let mut a = insecure(server.addr, 121);
+    let addr = server.addr;
+    let mut next_id = 1_000;
+    a.reconnect_with(Box::new(move || {
+        next_id += 1;
+        NetClient::connect(ClientAuth::Insecure {
+            client_id: next_id,
+            server: addr,
+            role: Role::Player,
+        })
+    }));
+    assert!(pump(&mut [&mut a], Duration::from_secs(10), |cs| cs[0]
+        .state()
+        == SyncState::Synced));
+    let player = a.player().unwrap();
+    // Misbehave until the server cuts the connection.
+    assert!(pump(&mut [&mut a], Duration::from_secs(10), |cs| {
+        if cs[0].stats().reconnects == 0 {
+            for _ in 0..500 {
+                cs[0].send_input([0.0, 0.0], None);
+            }
+        }
+        cs[0].stats().reconnects > 0
+    }));
+    assert!(pump(&mut [&mut a], Duration::from_secs(10), |cs| cs[0]
+        .state()
+        == SyncState::Synced));
+    assert_eq!(
+        a.player(),
+        Some(player),
+        "the same avatar after the automatic reconnect"
+    );
+}

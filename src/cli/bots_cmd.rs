@@ -10,7 +10,7 @@ use clap::Args;
 use glam::Vec2;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use kasagi_net::client::{ClientAuth, CommandResult, GameClient, NetClient, SyncState};
+use kasagi_net::client::{ClientAuth, CommandResult, GameClient, NetClient, NetError, SyncState};
 use kasagi_net::keys::{Role, load_or_create_key, mint_token};
 use kasagi_net::protocol::CommandArgs;
 use kasagi_replication::client::ClientReplicationPlugin;
@@ -94,32 +94,23 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
         )
     };
     let mut rng = rand_pcg::Pcg32::seed_from_u64(u64::from(std::process::id()));
-    let base_id: u64 = rng.random_range(1..u64::MAX / 2);
+    let base_id: u64 = rng.random_range(1..u64::MAX / 4);
     let mut bots = Vec::new();
     for i in 0..u64::from(args.count) {
-        let auth = match &key {
-            Some(key) => ClientAuth::Secure(Box::new(
-                mint_token(
-                    key,
-                    base_id + i,
-                    args.server,
-                    Role::Player,
-                    Duration::from_secs(3600),
-                )
-                .map_err(|e| CliError::Failed(e.into()))?,
-            )),
-            None => ClientAuth::Insecure {
-                client_id: base_id + i,
-                server: args.server,
-                role: Role::Player,
-            },
-        };
-        let net = NetClient::connect(auth).map_err(|e| CliError::Failed(e.into()))?;
+        let connect = connector(key, args.server, base_id + i * 1_000_000);
+        let net = connect(0).map_err(|e| CliError::Failed(e.into()))?;
         let mut app = App::new();
         app.add_plugins(ClientReplicationPlugin::default());
         register_village(&mut app);
+        let mut client = GameClient::new(net, app, args.room.clone());
+        // Reconnect on drops with a fresh client id, resuming the session.
+        let mut attempt = 0;
+        client.reconnect_with(Box::new(move || {
+            attempt += 1;
+            connect(attempt)
+        }));
         bots.push(Bot {
-            client: GameClient::new(net, app, args.room.clone()),
+            client,
             heading: Vec2::ZERO,
             next_turn: Instant::now(),
             pending: None,
@@ -249,6 +240,36 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// Opens connection number `attempt` of one bot: a token minted for a fresh
+/// client id in secure mode, an insecure claim otherwise.
+fn connector(
+    key: Option<[u8; 32]>,
+    server: SocketAddr,
+    base_id: u64,
+) -> impl Fn(u64) -> Result<NetClient, NetError> + Send + 'static {
+    move |attempt| {
+        let client_id = base_id + attempt;
+        let auth = match &key {
+            Some(key) => ClientAuth::Secure(Box::new(
+                mint_token(
+                    key,
+                    client_id,
+                    server,
+                    Role::Player,
+                    Duration::from_secs(3600),
+                )
+                .map_err(|e| NetError::Netcode(e.to_string()))?,
+            )),
+            None => ClientAuth::Insecure {
+                client_id,
+                server,
+                role: Role::Player,
+            },
+        };
+        NetClient::connect(auth)
+    }
 }
 
 /// The own player's replicated velocity.

@@ -65,6 +65,14 @@ pub enum CommandResult {
     GaveUp,
 }
 
+/// Makes a new connection for an automatic reconnect.
+pub type Reconnector = Box<dyn FnMut() -> Result<NetClient, NetError> + Send>;
+
+/// Delay before the first automatic reconnect attempt; doubles up to [`RECONNECT_MAX_DELAY`].
+pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(250);
+/// The longest wait between automatic reconnect attempts.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(4);
+
 struct PendingCommand {
     command: Command,
     retries: u32,
@@ -85,6 +93,9 @@ pub struct GameClient {
     stats: SessionStats,
     command_sequence: u32,
     predictor: Option<super::prediction::Predictor>,
+    reconnector: Option<Reconnector>,
+    reconnect_delay: Duration,
+    next_reconnect: Option<Instant>,
     pending: Vec<PendingCommand>,
     results: HashMap<[u8; 16], CommandResult>,
 }
@@ -106,14 +117,37 @@ impl GameClient {
             stats: SessionStats::default(),
             command_sequence: 0,
             predictor: None,
+            reconnector: None,
+            reconnect_delay: RECONNECT_FIRST_DELAY,
+            next_reconnect: None,
             pending: Vec::new(),
             results: HashMap::new(),
         }
     }
 
+    /// Reconnects automatically (with backoff, 250 ms doubling to 4 s) when the
+    /// connection drops, using `reconnector` for each new connection.
+    pub fn reconnect_with(&mut self, reconnector: Reconnector) {
+        self.reconnector = Some(reconnector);
+    }
+
     /// Pumps the network: joins, applies state, acks, requests resyncs.
+    /// With [`GameClient::reconnect_with`], a dropped connection is replaced
+    /// instead of being reported.
     pub fn update(&mut self) -> Result<(), NetError> {
-        let messages = self.net.update()?;
+        let messages = match self.net.update() {
+            Ok(messages) => {
+                if self.net.is_connected() {
+                    self.reconnect_delay = RECONNECT_FIRST_DELAY;
+                }
+                messages
+            }
+            Err(e) if self.reconnector.is_some() && self.session.is_some() => {
+                self.try_reconnect(&e);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if self.net.is_connected() && !self.join_sent {
             let registry_hash = self
                 .app
@@ -337,6 +371,25 @@ impl GameClient {
     /// The transport.
     pub fn net(&self) -> &NetClient {
         &self.net
+    }
+
+    fn try_reconnect(&mut self, cause: &NetError) {
+        let now = Instant::now();
+        if self.next_reconnect.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_reconnect = Some(now + self.reconnect_delay);
+        self.reconnect_delay = (self.reconnect_delay * 2).min(RECONNECT_MAX_DELAY);
+        let Some(make) = &mut self.reconnector else {
+            return;
+        };
+        match make() {
+            Ok(net) => {
+                tracing::info!("connection lost ({cause}); reconnecting");
+                self.reconnect(net);
+            }
+            Err(e) => tracing::warn!("reconnect failed: {e}"),
+        }
     }
 
     /// Continues the session over a new connection (after a drop): the server
