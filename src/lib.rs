@@ -7,6 +7,8 @@
 //!
 //! See `ARCHITECTURE.md` for the design and `README.md` for how to run it.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod replication;

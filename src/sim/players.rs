@@ -11,7 +11,7 @@ use super::villagers::deliver;
 use super::{Building, Player, Position, ResourceNode, SimParams, Velocity};
 
 /// One player's intent for a tick. Inputs come from the network when serving and
-/// from [`scripted_inputs`] in headless runs; the simulation treats both alike.
+/// from scripted inputs in headless runs ([`ScriptedPlayers`]); the simulation treats both alike.
 #[derive(Message, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlayerInput {
     /// The player's slot in the room.

@@ -12,6 +12,8 @@
 //! Rooms, sessions and game rules live in the server application; this crate
 //! moves bytes and keeps the protocol honest.
 
+#![warn(missing_docs)]
+
 pub mod channels;
 pub mod client;
 pub mod keys;

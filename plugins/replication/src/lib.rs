@@ -53,6 +53,8 @@
 //!   a checksum of the client's whole visible state at `T`; a client that
 //!   disagrees after applying it asks for a full state.
 
+#![warn(missing_docs)]
+
 pub mod change_set;
 pub mod checksum;
 pub mod client;
