@@ -275,7 +275,6 @@ proptest! {
             let stats = replica.stats();
             prop_assert_eq!(stats.checksum_mismatches, 0);
             prop_assert_eq!(stats.rejected, 0);
-            prop_assert!(stats.checksums_ok > 0);
             // The client world holds the replicated values.
             for (net_id, entity) in want.keys().filter_map(|n| Some((*n, replica.entity(*n)?))) {
                 let server_entity = h
