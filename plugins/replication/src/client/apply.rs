@@ -61,10 +61,10 @@ impl ClientReplica {
                 entry.components.insert(index, bytes);
             }
             let position = registry.position_index();
-            for i in 0..64u8 {
-                if update.unset & (1 << i) == 0 {
-                    continue;
-                }
+            let mut bits = update.unset;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as u8;
+                bits &= bits - 1;
                 if Some(ComponentIndex(i)) == position {
                     self.place(world, registry, update.id, tick, None);
                 } else {

@@ -132,10 +132,11 @@ pub(crate) fn build(
                     set: Vec::new(),
                     unset,
                 };
-                for i in 0..64u8 {
-                    if components & (1 << i) == 0 {
-                        continue;
-                    }
+                // Visit only the set bits.
+                let mut bits = components;
+                while bits != 0 {
+                    let i = bits.trailing_zeros() as u8;
+                    bits &= bits - 1;
                     match record
                         .components
                         .get(usize::from(i))
