@@ -121,6 +121,7 @@ pub struct Impairment {
 /// A UDP relay between clients and the server that drops, duplicates and reorders datagrams.
 pub struct Relay {
     impairment: Arc<std::sync::Mutex<Impairment>>,
+    replay: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -148,10 +149,13 @@ impl Relay {
             max_delay_ms: 0,
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let (imp, flag) = (impairment.clone(), stop.clone());
+        let replay = Arc::new(AtomicBool::new(false));
+        let (imp, flag, replay_flag) = (impairment.clone(), stop.clone(), replay.clone());
         let thread = std::thread::spawn(move || {
             front.set_nonblocking(true).unwrap();
             let mut upstream: Vec<(SocketAddr, UdpSocket)> = Vec::new();
+            // The last client → server datagrams, for replay attacks.
+            let mut recorded: std::collections::VecDeque<(usize, Vec<u8>)> = Default::default();
             // (due, to the server?, upstream index, bytes)
             let mut queue: Vec<(Instant, bool, usize, Vec<u8>)> = Vec::new();
             let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -189,7 +193,17 @@ impl Relay {
                             upstream.len() - 1
                         }
                     };
+                    if recorded.len() >= 4_000 {
+                        recorded.pop_front();
+                    }
+                    recorded.push_back((index, buf[..n].to_vec()));
                     schedule(&mut queue, true, index, &buf[..n], &mut random);
+                }
+                if replay_flag.swap(false, Ordering::Relaxed) {
+                    // Send old datagrams again, from the same source address.
+                    for (index, bytes) in &recorded {
+                        let _ = upstream[*index].1.send_to(bytes, server);
+                    }
                 }
                 for (index, (_, socket)) in upstream.iter().enumerate() {
                     while let Ok(n) = socket.recv(&mut buf) {
@@ -211,9 +225,15 @@ impl Relay {
         });
         Relay {
             impairment,
+            replay,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Replays every recorded client datagram to the server once.
+    pub fn replay(&self) {
+        self.replay.store(true, Ordering::Relaxed);
     }
 
     pub fn set(&self, impairment: Impairment) {
