@@ -284,7 +284,7 @@ fn replayed_datagrams_change_nothing() {
     let turned = pump(&mut [&mut a, &mut b], Duration::from_secs(3), |cs| {
         cs[0].send_input([-1.0, 0.0], None);
         step += 1;
-        if step % 50 == 0 {
+        if step.is_multiple_of(50) {
             relay.replay();
         }
         false
