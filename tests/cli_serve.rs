@@ -63,21 +63,11 @@ impl Drop for Serve {
     }
 }
 
-#[test]
-fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
-    let serve = Serve::start(&["--insecure"]);
+/// Runs `kasagi bots --json` against `addr` with `args` and returns its summary.
+fn bots(addr: &str, args: &[&str]) -> serde_json::Value {
     let out = Command::new(cargo_bin("kasagi"))
-        .args([
-            "bots",
-            "--insecure",
-            "--server",
-            &serve.addr,
-            "--count",
-            "3",
-            "--duration",
-            "3",
-            "--json",
-        ])
+        .args(["bots", "--server", addr, "--json"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -85,7 +75,16 @@ fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
+    let serve = Serve::start(&["--insecure"]);
+    let summary = bots(
+        &serve.addr,
+        &["--insecure", "--count", "3", "--duration", "4"],
+    );
     assert_eq!(summary["clients"], 3);
     assert_eq!(summary["connected"], 3, "{summary}");
     assert_eq!(summary["desyncs"], 0);
@@ -116,39 +115,17 @@ fn a_secure_server_creates_a_private_key_and_bots_use_it() {
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
         0o600
     );
-    let out = Command::new(cargo_bin("kasagi"))
-        .args([
-            "bots",
-            "--server",
-            &serve.addr,
-            "--count",
-            "2",
-            "--duration",
-            "2",
-            "--json",
-            "--key-file",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key_arg = key.to_str().unwrap();
+    let summary = bots(
+        &serve.addr,
+        &["--count", "2", "--duration", "2", "--key-file", key_arg],
+    );
     assert_eq!(summary["connected"], 2, "{summary}");
     // Insecure bots cannot get into a secure server.
-    let out = Command::new(cargo_bin("kasagi"))
-        .args([
-            "bots",
-            "--insecure",
-            "--server",
-            &serve.addr,
-            "--count",
-            "1",
-            "--duration",
-            "2",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = bots(
+        &serve.addr,
+        &["--insecure", "--count", "1", "--duration", "2"],
+    );
     assert_eq!(summary["connected"], 0, "{summary}");
     // Tokens can be minted for other clients.
     assert_cmd::Command::cargo_bin("kasagi")
