@@ -64,6 +64,7 @@ pub mod fields;
 mod net_id;
 mod registry;
 pub mod server;
+pub mod snapshot;
 
 pub use change_set::{FullChangeSet, LimitedChangeSet, QPos};
 pub use config::ReplicationConfig;
@@ -73,6 +74,7 @@ pub use registry::{
     ReplicatedComponent, ReplicationRegistry, Visibility,
 };
 pub use server::{ReplicationServer, View};
+pub use snapshot::{SnapshotEntity, SnapshotError, WorldSnapshot};
 
 use bevy_app::{App, Plugin, PostUpdate};
 use bevy_ecs::intern::Interned;

@@ -255,6 +255,35 @@ impl ReplicationServer {
             .map(|c| build::checksum(c, &self.mirror))
     }
 
+    /// The whole replicated state as of the last tick, for persistence.
+    pub fn snapshot(&self, registry: &ReplicationRegistry) -> crate::snapshot::WorldSnapshot {
+        let entities = self
+            .mirror
+            .records
+            .iter()
+            .map(|(id, record)| {
+                let components = record
+                    .components
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, bytes)| {
+                        let info = registry.component(crate::registry::ComponentIndex(i as u8))?;
+                        Some((info.name.clone(), bytes.clone()?))
+                    })
+                    .collect();
+                let entity = crate::snapshot::SnapshotEntity {
+                    kind: registry.kind_name(record.kind).to_string(),
+                    components,
+                };
+                (*id, entity)
+            })
+            .collect();
+        crate::snapshot::WorldSnapshot {
+            tick: self.tick,
+            entities,
+        }
+    }
+
     /// The number of replicated entities.
     pub fn entity_count(&self) -> usize {
         self.mirror.records.len()
