@@ -32,11 +32,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn apply(world: &mut World, kind: KindId, op: &Op) {
-    let live: Vec<Entity> = world
-        .query_filtered::<Entity, With<Replicated>>()
-        .iter(world)
-        .collect();
-    let pick = |i: usize| (!live.is_empty()).then(|| live[i % live.len()]);
+    let pick = picker(world);
     match *op {
         Op::Spawn(x, h) => {
             world.spawn((Replicated { kind }, Pos(Vec2::new(x, 0.0)), Health(h)));

@@ -167,13 +167,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
     if bytes.len() > MAX_PACKET_BYTES {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    let (&version, mut rest) = bytes
-        .split_first()
-        .ok_or(DecodeError::Header("empty packet"))?;
-    if version != PROTOCOL_VERSION as u8 {
-        return Err(DecodeError::Version(version));
-    }
-    let header: Header = take(&mut rest)?;
+    let (header, mut rest) = read_header(bytes)?;
     if header.parts == 0 || header.parts > MAX_PARTS || header.part >= header.parts {
         return Err(DecodeError::Header("part number out of range"));
     }
@@ -240,6 +234,11 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
 /// Reads only the header: whether the packet is part of a full state.
 /// Transports use it to route full states to a reliable channel.
 pub fn is_full_state(bytes: &[u8]) -> Result<bool, DecodeError> {
+    Ok(read_header(bytes)?.0.baseline_lag == 0)
+}
+
+/// Checks the version byte and reads the header; returns it with the bytes after it.
+fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), DecodeError> {
     let (&version, mut rest) = bytes
         .split_first()
         .ok_or(DecodeError::Header("empty packet"))?;
@@ -247,7 +246,7 @@ pub fn is_full_state(bytes: &[u8]) -> Result<bool, DecodeError> {
         return Err(DecodeError::Version(version));
     }
     let header: Header = take(&mut rest)?;
-    Ok(header.baseline_lag == 0)
+    Ok((header, rest))
 }
 
 /// Rebuilds absolute ids from gaps, rejecting overflow and non-increasing ids.

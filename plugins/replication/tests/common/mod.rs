@@ -127,3 +127,12 @@ impl Channel {
 pub fn replica(app: &App) -> &ClientReplica {
     app.world().resource::<ClientReplica>()
 }
+
+/// Picks among the replicated entities by an arbitrary index (for random operations).
+pub fn picker(world: &mut World) -> impl Fn(usize) -> Option<Entity> + use<> {
+    let live: Vec<Entity> = world
+        .query_filtered::<Entity, With<Replicated>>()
+        .iter(world)
+        .collect();
+    move |i| (!live.is_empty()).then(|| live[i % live.len()])
+}
