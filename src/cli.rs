@@ -4,6 +4,7 @@
 //! invocation was wrong (bad flags, unreadable or invalid world file).
 
 mod bots_cmd;
+mod replay_cmd;
 mod serve_cmd;
 mod sim_cmd;
 mod token_cmd;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use bots_cmd::{BotsArgs, BotsSummary};
+pub use replay_cmd::{ReplayArgs, ReplaySummary};
 pub use serve_cmd::ServeArgs;
 pub use sim_cmd::{KindCounts, SimArgs, SimSummary, simulate};
 pub use token_cmd::TokenArgs;
@@ -52,6 +54,15 @@ pub enum Command {
     ///
     /// Example (second terminal next to `kasagi serve`): kasagi bots --count 50 --duration 20
     Bots(BotsArgs),
+    /// Rebuild a persisted room offline from its store and report its state.
+    ///
+    /// Loads the room's last whole state, replays the recorded ticks after it
+    /// (checking each against the change set the live room recorded) and prints
+    /// the tick, the state hash and the entity counts: what a restarted server
+    /// would resume with.
+    ///
+    /// Example: kasagi replay --store redis://127.0.0.1:6379 --room village --json
+    Replay(ReplayArgs),
 }
 
 /// Why a command failed, and which exit code that deserves.
@@ -74,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Token(args) => token_cmd::run(&args),
         Command::Bots(args) => bots_cmd::run(&args),
+        Command::Replay(args) => replay_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,15 @@ pub struct ServerConfig {
     pub status_every_secs: u64,
     /// Most clients at once.
     pub max_clients: usize,
+    /// Where rooms are persisted: `redis://host:port`, `file://DIR`, or `none`
+    /// [default: `file://` + the data directory].
+    pub store: Option<String>,
+    /// Seconds a per-tick snapshot key lives.
+    pub snapshot_ttl_secs: u64,
+    /// Every how many ticks a room's whole state is archived.
+    pub archive_interval: u64,
+    /// About how many ops entries are kept per room (`MAXLEN ~`).
+    pub ops_max_len: u64,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +48,10 @@ impl Default for ServerConfig {
             reconnect_grace_secs: 60,
             status_every_secs: 5,
             max_clients: 1024,
+            store: None,
+            snapshot_ttl_secs: 600,
+            archive_interval: 100,
+            ops_max_len: 10_000,
         }
     }
 }
@@ -76,7 +89,8 @@ pub enum ConfigError {
 
 impl ServerConfig {
     /// Reads `path` if given, else `./kasagi.toml` if it exists, else the defaults;
-    /// then applies `KASAGI_BIND`, `KASAGI_WORLD`, `KASAGI_DATA_DIR`, `KASAGI_VIEW_RADIUS`.
+    /// then applies `KASAGI_BIND`, `KASAGI_WORLD`, `KASAGI_DATA_DIR`, `KASAGI_VIEW_RADIUS`,
+    /// `REDIS_URL` and `KASAGI_STORE` (the latter wins).
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let default_path = Path::new("kasagi.toml");
         let file = path.or_else(|| default_path.exists().then_some(default_path));
@@ -120,7 +134,21 @@ impl ServerConfig {
         if let Some(v) = get("KASAGI_VIEW_RADIUS") {
             self.view_radius = parse("KASAGI_VIEW_RADIUS", v)?;
         }
+        for name in ["REDIS_URL", "KASAGI_STORE"] {
+            if let Some(v) = get(name).filter(|v| !v.is_empty()) {
+                self.store = Some(v);
+            }
+        }
         Ok(())
+    }
+
+    /// The store URL in effect, `None` when persistence is off (`none`).
+    pub fn store_url(&self) -> Option<String> {
+        match self.store.as_deref() {
+            Some("none") => None,
+            Some(url) => Some(url.to_string()),
+            None => Some(format!("file://{}", self.data_dir.display())),
+        }
     }
 }
 
@@ -140,6 +168,18 @@ mod tests {
         assert_eq!(config.bind.port(), 7000);
         let err = config.apply_env(|n| (n == "KASAGI_VIEW_RADIUS").then(|| "wide".to_string()));
         assert!(err.unwrap_err().to_string().contains("KASAGI_VIEW_RADIUS"));
+    }
+
+    #[test]
+    fn the_store_defaults_to_the_data_directory_and_follows_redis_url() {
+        let mut config = ServerConfig::default();
+        assert_eq!(config.store_url().as_deref(), Some("file://kasagi-data"));
+        config
+            .apply_env(|n| (n == "REDIS_URL").then(|| "redis://127.0.0.1:6379".to_string()))
+            .unwrap();
+        assert_eq!(config.store_url().as_deref(), Some("redis://127.0.0.1:6379"));
+        config.store = Some("none".into());
+        assert_eq!(config.store_url(), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod persist;
 pub mod replication;
 pub mod room;
 pub mod serve;

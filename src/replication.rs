@@ -20,10 +20,10 @@ use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
 use kasagi_replication::{
     AppReplicateExt, KindId, NetId, Replicated, ReplicationConfig, ReplicationPlugin,
-    ReplicationSystems,
+    ReplicationServer, ReplicationSystems,
 };
 
-use crate::room::{RoomSchedule, TickSet};
+use crate::room::{RoomSchedule, Tick, TickSet};
 use crate::sim::{Building, Kind, Npc, Player, Position, ResourceNode, SimId, Velocity};
 
 /// Server-side: replicates the village of a room.
@@ -39,6 +39,12 @@ impl Plugin for VillageReplicationPlugin {
             ReplicationPlugin::in_schedule(RoomSchedule).with_config(self.config.clone()),
         );
         register_village(app);
+        // A resumed room continues its tick numbering; so does replication.
+        if let Some(tick) = app.world().get_resource::<Tick>().map(|t| t.get()) {
+            app.world_mut()
+                .resource_mut::<ReplicationServer>()
+                .start_at(tick);
+        }
         // Change collection belongs to the Replicate stage; building and
         // encoding each client's change set is the Send stage.
         app.configure_sets(

@@ -13,6 +13,7 @@ mod room_worker;
 
 pub use network::{GameServer, ServeOptions, ServerStatus};
 pub use rate_limit::{RateLimiter, RateLimits, Verdict};
+pub use room_worker::build as build_room;
 
 use kasagi_net::keys::Role;
 use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
@@ -63,7 +64,14 @@ pub(crate) enum FromRoom {
         /// Wall time of the tick, µs.
         micros: u64,
     },
-    /// The room has no players left and shut itself down.
+    /// The room resumed from the store.
+    Recovered {
+        /// The room.
+        room: String,
+        /// How.
+        report: crate::persist::Recovery,
+    },
+    /// The room has no players left and shut itself down (or could not start).
     Closed {
         /// The room.
         room: String,

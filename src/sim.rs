@@ -19,7 +19,9 @@ mod movement;
 mod params;
 mod players;
 mod rng;
+mod state;
 mod state_hash;
+pub mod input;
 mod tuning;
 mod villagers;
 mod world_def;
@@ -33,6 +35,7 @@ pub use index::{SimIndex, StaticGrid, StaticIndex};
 pub use params::SimParams;
 pub use players::{PlayerAction, PlayerInput, ScriptedPlayers, despawn_player, spawn_player};
 pub use rng::EntityRng;
+pub use state::{EntityState, SimState};
 pub use state_hash::{format_hash, state_hash};
 pub use tuning::Tuning;
 pub use world_def::{
@@ -44,16 +47,27 @@ use bevy_ecs::prelude::*;
 
 use crate::room::{RoomSchedule, TickSet};
 
-/// Adds the village simulation to a room and spawns its tick-0 world.
+/// Adds the village simulation to a room and spawns its world: the tick-0
+/// world of the definition, or a persisted [`SimState`].
 pub struct VillagePlugin {
-    /// The world to create.
+    /// The world's rules and, for a new room, its generation parameters.
     pub def: WorldDef,
+    /// The state to resume from instead of generating the world.
+    pub from: Option<SimState>,
 }
 
 impl VillagePlugin {
-    /// The plugin for a world definition.
+    /// The plugin for a new world.
     pub fn new(def: WorldDef) -> Self {
-        Self { def }
+        Self { def, from: None }
+    }
+
+    /// The plugin for a room resuming `state` (its tick counter included).
+    pub fn restored(def: WorldDef, state: SimState) -> Self {
+        Self {
+            def,
+            from: Some(state),
+        }
     }
 }
 
@@ -79,7 +93,13 @@ impl Plugin for VillagePlugin {
                 .chain()
                 .in_set(TickSet::Simulate),
         );
-        populate(app.world_mut(), &self.def);
+        match &self.from {
+            Some(state) => {
+                state.restore(app.world_mut(), &self.def);
+                app.insert_resource(crate::room::Tick::new(state.tick));
+            }
+            None => populate(app.world_mut(), &self.def),
+        }
     }
 }
 

@@ -12,12 +12,19 @@ struct Serve {
     child: Child,
     addr: String,
     log: std::sync::mpsc::Receiver<String>,
+    _data: tempfile::TempDir,
 }
 
 impl Serve {
     fn start(extra: &[&str]) -> Serve {
+        // Each server persists into its own directory, never the working tree.
+        let data = tempfile::tempdir().unwrap();
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        if !extra.contains(&"--data-dir") {
+            args.extend(["--data-dir", data.path().to_str().unwrap()]);
+        }
         let mut child = Command::new(cargo_bin("kasagi"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(&args)
             .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -42,6 +49,7 @@ impl Serve {
             child,
             addr,
             log: rx,
+            _data: data,
         }
     }
 

@@ -13,7 +13,8 @@ use kasagi_net::server::ServerAuth;
 use super::CliError;
 use crate::config::ServerConfig;
 use crate::serve::{GameServer, ServeOptions, ServerStatus};
-use crate::sim::WorldDef;
+use crate::persist::{PersistConfig, PersistService, Retention, open_store};
+use crate::sim::{WorldDef, format_hash};
 
 /// Arguments of `kasagi serve`.
 #[derive(Debug, Args)]
@@ -33,6 +34,13 @@ pub struct ServeArgs {
     /// Accept clients without connect tokens, unencrypted. Local development only.
     #[arg(long)]
     pub insecure: bool,
+    /// Where rooms are persisted: `redis://127.0.0.1:6379`, `file://DIR`, or
+    /// `none` [default: `file://` + the data directory; env REDIS_URL].
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Print status lines and recoveries as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
@@ -48,6 +56,7 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         config.data_dir = dir.clone();
     }
     let world = WorldDef::load(&config.world).map_err(|e| CliError::Usage(e.to_string()))?;
+    let world_name = world.name.clone();
     let auth = if args.insecure {
         eprintln!("warning: --insecure: any client may connect, traffic is not encrypted");
         ServerAuth::Insecure
@@ -60,6 +69,29 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         );
         ServerAuth::Secure { key }
     };
+    if let Some(store) = &args.store {
+        config.store = Some(store.clone());
+    }
+    let persist = match config.store_url() {
+        Some(url) => {
+            let retention = Retention {
+                snapshot_ttl_secs: config.snapshot_ttl_secs,
+                ops_max_len: config.ops_max_len,
+            };
+            let store = open_store(&url, retention)
+                .map_err(|e| CliError::Usage(format!("cannot open the store {url}: {e}")))?;
+            eprintln!("persisting rooms to {url}");
+            let persist = PersistConfig {
+                archive_interval: config.archive_interval.max(1),
+                ..PersistConfig::default()
+            };
+            Some(PersistService::start(store, persist))
+        }
+        None => {
+            eprintln!("warning: --store none: rooms are not persisted");
+            None
+        }
+    };
     let options = ServeOptions {
         bind: config.bind,
         world,
@@ -70,6 +102,8 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         max_clients: config.max_clients,
         public_addresses: Vec::new(),
         rate_limits: Default::default(),
+        persist: persist.as_ref().map(PersistService::handle),
+        resume_rooms: vec![world_name],
     };
     let server = GameServer::bind(options)
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", config.bind)))?;
@@ -81,14 +115,66 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Failed(e.into()))?;
     }
     let every = Duration::from_secs(config.status_every_secs.max(1));
-    server.run(stop, every, print_status);
+    let json = args.json;
+    server.run(stop, every, |s| print_status(s, json));
+    // Rooms have handed over their last whole states; wait for the writer.
+    drop(persist);
     eprintln!("kasagi stopped");
     Ok(())
 }
 
-fn print_status(s: &ServerStatus) {
+fn print_status(s: &ServerStatus, json: bool) {
+    for (room, report) in &s.recovered {
+        if json {
+            let line = serde_json::json!({
+                "event": "recovered",
+                "room": room,
+                "tick": report.tick,
+                "latest_tick": report.latest_tick,
+                "full_state_tick": report.full_state_tick,
+                "replayed_ticks": report.replayed_ticks,
+                "verified_ticks": report.verified_ticks,
+                "exact": report.is_exact(),
+                "stopped": report.stopped,
+                "diverged_at": report.diverged_at,
+                "state_hash": format_hash(report.state_hash),
+            });
+            println!("{line}");
+        } else {
+            eprintln!(
+                "room {room} recovered at tick {} (whole state of tick {}, {} ticks replayed, {} verified), state hash {}{}",
+                report.tick,
+                report.full_state_tick,
+                report.replayed_ticks,
+                report.verified_ticks,
+                format_hash(report.state_hash),
+                if report.is_exact() { "" } else { " — NOT exact, see the log" }
+            );
+        }
+    }
+    if json {
+        let line = serde_json::json!({
+            "event": "status",
+            "rooms": s.rooms,
+            "clients": s.clients,
+            "tick_p99_ms": s.tick_p99_us / 1_000.0,
+            "out_kb_per_sec": s.bytes_out_per_sec.max(0.0) / 1_000.0,
+            "persist": s.persist,
+        });
+        println!("{line}");
+        return;
+    }
+    let persist = s.persist.map_or(String::new(), |p| {
+        format!(
+            " · persisted tick {} ({} writes, {} coalesced{})",
+            p.last_tick,
+            p.writes,
+            p.coalesced_ticks,
+            if p.store_down { ", STORE DOWN" } else { "" }
+        )
+    });
     eprintln!(
-        "rooms {} · clients {} · tick p99 {:.2} ms · out {:.1} KB/s",
+        "rooms {} · clients {} · tick p99 {:.2} ms · out {:.1} KB/s{persist}",
         s.rooms,
         s.clients,
         s.tick_p99_us / 1_000.0,

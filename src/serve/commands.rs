@@ -7,6 +7,7 @@ use kasagi_net::keys::Role;
 use kasagi_net::protocol::{Command, CommandArgs, CommandOutcome, ServerMessage, decode};
 
 use crate::room::Room;
+use crate::sim::input::{SimInput, apply_input};
 use crate::sim::{PlayerAction, PlayerInput, SimId, admin};
 
 /// How many answered command ids a room remembers for deduplication.
@@ -70,32 +71,38 @@ impl Commands {
             };
             // The action happens where the player stands, without changing its course.
             let movement = player_movement(world, slot);
-            world.write_message(PlayerInput {
+            let input = SimInput::Player(PlayerInput {
                 slot,
                 movement,
                 action: Some(action),
             });
-            return ack(CommandOutcome::Applied { version: None });
+            return match apply_input(world, input) {
+                Ok(_) => ack(CommandOutcome::Applied { version: None }),
+                Err(e) => ack(CommandOutcome::Invalid(e)),
+            };
         }
         if role != Role::Gm {
             return ack(CommandOutcome::Forbidden);
         }
         let result = match (command.kind.as_str(), args) {
             ("spawn", CommandArgs::Spawn { kind, at }) if kind == "npcs" => {
-                admin::spawn_npc(world, Vec2::from_array(at));
-                Ok(None)
+                let at = Vec2::from_array(at);
+                apply_input(world, SimInput::SpawnNpc { at }).map(|_| None)
             }
             ("spawn", CommandArgs::Spawn { kind, .. }) => {
                 Err(format!("cannot spawn {kind:?}; only npcs"))
             }
-            ("despawn", CommandArgs::Despawn { entity }) => match sim_id(entity) {
-                Some(id) if admin::despawn_entity(world, id) => Ok(None),
-                _ => Err("no such entity".into()),
-            },
+            ("despawn", CommandArgs::Despawn { entity }) => sim_id(entity)
+                .ok_or_else(|| "no such entity".to_string())
+                .and_then(|id| apply_input(world, SimInput::Despawn(id)))
+                .map(|_| None),
             ("teleport", CommandArgs::Teleport { entity, to }) => sim_id(entity)
                 .ok_or_else(|| "no such entity".to_string())
-                .and_then(|id| admin::teleport(world, id, Vec2::from_array(to)))
-                .map(|()| None),
+                .and_then(|id| {
+                    let to = Vec2::from_array(to);
+                    apply_input(world, SimInput::Teleport { id, to })
+                })
+                .map(|_| None),
             (
                 "set_field",
                 CommandArgs::SetField {
@@ -123,7 +130,7 @@ impl Commands {
                     };
                 }
                 // Without an expected version, concurrent writes are last-write-wins.
-                admin::set_field(world, id, &field, value).map(|()| {
+                apply_input(world, SimInput::SetField { id, field, value }).map(|_| {
                     self.versions.insert(key, version + 1);
                     Some(version + 1)
                 })

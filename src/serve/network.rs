@@ -19,6 +19,7 @@ use kasagi_replication::client::ClientReplicationPlugin;
 use super::rate_limit::{RateLimiter, RateLimits, Verdict};
 use super::room_worker::{self, RoomSettings};
 use super::{FromRoom, ToRoom};
+use crate::persist::{PersistHandle, PersistSnapshot, Recovery};
 use crate::replication::register_village;
 use crate::sim::WorldDef;
 
@@ -43,6 +44,10 @@ pub struct ServeOptions {
     pub public_addresses: Vec<SocketAddr>,
     /// Per-client message and byte rate limits.
     pub rate_limits: RateLimits,
+    /// The persistence writer; `None` serves ephemeral rooms.
+    pub persist: Option<PersistHandle>,
+    /// Rooms to resume at startup when the store holds them.
+    pub resume_rooms: Vec<String>,
 }
 
 /// A snapshot of the server for status lines.
@@ -58,6 +63,10 @@ pub struct ServerStatus {
     pub tick_p99_us: f64,
     /// Bytes sent per second to all clients.
     pub bytes_out_per_sec: f64,
+    /// The persistence writer's counters, when persisting.
+    pub persist: Option<PersistSnapshot>,
+    /// Rooms recovered from the store since the last status.
+    pub recovered: Vec<(String, Recovery)>,
 }
 
 struct RoomHandle {
@@ -88,6 +97,7 @@ pub struct GameServer {
     from_rooms: Receiver<FromRoom>,
     to_network: Sender<FromRoom>,
     tick_us: Histogram<u64>,
+    recovered: Vec<(String, Recovery)>,
 }
 
 impl GameServer {
@@ -109,6 +119,7 @@ impl GameServer {
             from_rooms,
             to_network,
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            recovered: Vec::new(),
         })
     }
 
@@ -125,12 +136,17 @@ impl GameServer {
         mut status: impl FnMut(&ServerStatus),
     ) {
         let mut last_status = Instant::now();
+        for name in self.options.resume_rooms.clone() {
+            self.start_room(&name, true);
+        }
         while !stop.load(Ordering::Relaxed) {
             self.poll();
-            if last_status.elapsed() >= every {
+            // Recoveries are reported at once, the rest every interval.
+            if last_status.elapsed() >= every || !self.recovered.is_empty() {
                 status(&self.status());
                 // Each status line covers its own interval.
                 self.tick_us.reset();
+                self.recovered.clear();
                 last_status = Instant::now();
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -149,6 +165,7 @@ impl GameServer {
                 FromRoom::Tick { micros, .. } => {
                     self.tick_us.saturating_record(micros.max(1));
                 }
+                FromRoom::Recovered { room, report } => self.recovered.push((room, report)),
                 FromRoom::Closed { room } => {
                     if let Some(mut handle) = self.rooms.remove(&room)
                         && let Some(t) = handle.thread.take()
@@ -297,6 +314,12 @@ impl GameServer {
 
     /// The inbox of room `name`, starting the room if it is not running.
     fn room(&mut self, name: &str) -> Sender<ToRoom> {
+        self.start_room(name, false)
+    }
+
+    /// Starts room `name` unless it runs; with `resume_only`, the room exists
+    /// only if the store holds it.
+    fn start_room(&mut self, name: &str, resume_only: bool) -> Sender<ToRoom> {
         if let Some(handle) = self.rooms.get(name) {
             return handle.inbox.clone();
         }
@@ -307,6 +330,8 @@ impl GameServer {
             view_radius: self.options.view_radius,
             empty_grace: self.options.empty_room_grace,
             reconnect_grace: self.options.reconnect_grace,
+            persist: self.options.persist.clone(),
+            resume_only,
         };
         let (inbox, rx) = unbounded();
         let out = self.to_network.clone();
@@ -356,6 +381,12 @@ impl GameServer {
             rate_limited: self.clients.values().map(|c| c.limiter.dropped).sum(),
             tick_p99_us: self.tick_us.value_at_quantile(0.99) as f64,
             bytes_out_per_sec: bytes,
+            persist: self
+                .options
+                .persist
+                .as_ref()
+                .map(|p| p.stats().snapshot()),
+            recovered: self.recovered.clone(),
         }
     }
 

@@ -13,7 +13,11 @@ use super::commands::Commands;
 use super::{FromRoom, ToRoom};
 use crate::replication::VillageReplicationPlugin;
 use crate::room::Room;
-use crate::sim::{self, PlayerAction, PlayerInput, SimId, VillagePlugin, WorldDef};
+use crate::sim::input::{Applied, SimInput, apply_input};
+use crate::persist::{self, PersistHandle, PersistPlugin, Start};
+use crate::sim::{
+    Player, PlayerAction, PlayerInput, SimId, SimParams, SimState, VillagePlugin, WorldDef,
+};
 use kasagi_net::keys::Role;
 
 /// A client's avatar in the room.
@@ -54,25 +58,23 @@ pub(crate) struct RoomSettings {
     pub empty_grace: Duration,
     /// How long a disconnected player waits for its client.
     pub reconnect_grace: Duration,
+    /// The persistence writer, when the server persists rooms.
+    pub persist: Option<PersistHandle>,
+    /// Start only if the store holds the room (resuming rooms at startup).
+    pub resume_only: bool,
 }
 
 /// Runs a room until it is shut down or has been empty for the grace period.
 pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<FromRoom>) {
     let name = settings.def.name.clone();
-    let mut room = Room::new();
-    let config = ReplicationConfig {
-        // Full states travel on a reliable channel: no resends, and big parts.
-        full_state_resend_ticks: None,
-        full_state_mtu: 32 * 1024,
-        mtu: 1_100,
-        ..ReplicationConfig::default()
+    let Some(mut room) = open(&settings, &out) else {
+        let _ = out.send(FromRoom::Closed { room: name });
+        return;
     };
-    room.app_mut().add_plugins((
-        VillagePlugin::new(settings.def.clone()),
-        VillageReplicationPlugin { config },
-    ));
-    let slot = Duration::from_secs_f64(1.0 / f64::from(settings.def.tick_hz));
+    let dt = room.world().resource::<SimParams>().dt;
+    let slot = Duration::from_secs_f64(f64::from(dt));
     let mut roster = Roster::default();
+    adopt_orphans(&mut room, &mut roster);
     let mut next_tick = Instant::now();
     let mut empty_since = Some(Instant::now());
 
@@ -81,7 +83,11 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match inbox.recv_timeout(wait) {
-                Ok(ToRoom::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(ToRoom::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    // SIGTERM and friends: the last word is a whole state.
+                    persist::archive_now(&mut room);
+                    return;
+                }
                 Ok(msg) => handle(&mut room, &mut roster, &settings, &out, msg),
                 Err(RecvTimeoutError::Timeout) => break,
             }
@@ -102,11 +108,85 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
         if roster.members.is_empty() && roster.away.is_empty() {
             let since = *empty_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= settings.empty_grace {
+                persist::archive_now(&mut room);
                 let _ = out.send(FromRoom::Closed { room: name });
                 return;
             }
         } else {
             empty_since = None;
+        }
+    }
+}
+
+/// A room as the server runs it (village, replication, persistence), new or
+/// resuming `from`. Tools that rebuild rooms from the store use it too, so a
+/// replayed room runs exactly the systems the live one ran.
+pub fn build(def: WorldDef, from: Option<SimState>) -> Room {
+    let mut room = Room::new();
+    let config = ReplicationConfig {
+        // Full states travel on a reliable channel: no resends, and big parts.
+        full_state_resend_ticks: None,
+        full_state_mtu: 32 * 1024,
+        mtu: 1_100,
+        ..ReplicationConfig::default()
+    };
+    let village = match from {
+        Some(state) => VillagePlugin::restored(def, state),
+        None => VillagePlugin::new(def),
+    };
+    room.app_mut().add_plugins((
+        village,
+        VillageReplicationPlugin { config },
+        PersistPlugin,
+    ));
+    room
+}
+
+/// The room at its last persisted tick, or a new one; `None` if the store
+/// holds a state that cannot be read (serving a fresh world over it would
+/// destroy it).
+fn open(settings: &RoomSettings, out: &Sender<FromRoom>) -> Option<Room> {
+    let name = &settings.def.name;
+    let Some(handle) = &settings.persist else {
+        return (!settings.resume_only).then(|| build(settings.def.clone(), None));
+    };
+    let loaded = match handle.load(name) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!(room = name, "cannot read the room's persisted state: {e}");
+            return None;
+        }
+    };
+    let Some(loaded) = loaded else {
+        if settings.resume_only {
+            return None;
+        }
+        let mut room = build(settings.def.clone(), None);
+        persist::attach(&mut room, name, settings.def.clone(), handle.clone(), Start::NewLineage);
+        return Some(room);
+    };
+    match persist::recover(loaded, |def, state| build(def, Some(state))) {
+        Ok((mut room, def, report)) => {
+            if report.is_exact() {
+                tracing::info!(room = name, tick = report.tick, replayed = report.replayed_ticks, "room recovered");
+            } else {
+                tracing::warn!(room = name, ?report, "room recovered, but not exactly");
+            }
+            let start = if report.is_exact() {
+                Start::Continue
+            } else {
+                Start::NewLineage
+            };
+            persist::attach(&mut room, name, def, handle.clone(), start);
+            let _ = out.send(FromRoom::Recovered {
+                room: name.clone(),
+                report,
+            });
+            Some(room)
+        }
+        Err(e) => {
+            tracing::error!(room = name, "cannot recover the room: {e}");
+            None
         }
     }
 }
@@ -132,7 +212,16 @@ fn handle(
             {
                 return;
             }
-            let (player, slot) = sim::spawn_player(room.world_mut());
+            let (player, slot) = match apply_input(room.world_mut(), SimInput::SpawnPlayer) {
+                Ok(Applied::Spawned {
+                    id,
+                    slot: Some(slot),
+                }) => (id, slot),
+                other => {
+                    tracing::error!(client, ?other, "could not spawn a player");
+                    return;
+                }
+            };
             let net = NetId(u64::from(player.0));
             room.world_mut()
                 .resource_mut::<ReplicationServer>()
@@ -192,11 +281,12 @@ fn handle(
                         Some(2) => Some(PlayerAction::Build),
                         _ => None,
                     };
-                    world.write_message(PlayerInput {
+                    let input = PlayerInput {
                         slot: member.slot,
                         movement,
                         action,
-                    });
+                    };
+                    let _ = apply_input(world, SimInput::Player(input));
                 }
                 ClientMessage::Ack { tick } => {
                     if let Err(e) = world
@@ -287,6 +377,29 @@ fn resume(
     true
 }
 
+/// Avatars in a recovered room belonged to clients of the previous process:
+/// they wait out the reconnect grace like any dropped player, then leave.
+fn adopt_orphans(room: &mut Room, roster: &mut Roster) {
+    let world = room.world_mut();
+    let mut players = world.query::<(&SimId, &Player)>();
+    for (&player, p) in players.iter(world) {
+        roster.away.push(Away {
+            member: Member {
+                player,
+                slot: p.slot,
+                // Nobody holds this token: the avatar cannot be taken over.
+                session: SessionToken(kasagi_net::keys::random_bytes()),
+                role: Role::Player,
+                last_input: None,
+                input_pending: false,
+            },
+            // Ids from the top of the range, never handed to real clients.
+            client: u64::MAX - u64::from(p.slot),
+            since: Instant::now(),
+        });
+    }
+}
+
 /// Despawns avatars whose clients did not come back in time.
 fn expire_away(room: &mut Room, roster: &mut Roster, grace: Duration, out: &Sender<FromRoom>) {
     let (expired, kept): (Vec<Away>, Vec<Away>) = roster
@@ -306,7 +419,7 @@ fn remove_player(
     client: u64,
     member: Member,
 ) {
-    sim::despawn_player(room.world_mut(), member.player);
+    let _ = apply_input(room.world_mut(), SimInput::Despawn(member.player));
     room.world_mut()
         .resource_mut::<ReplicationServer>()
         .disconnect(ClientId(client));

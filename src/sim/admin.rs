@@ -4,7 +4,7 @@ use bevy_ecs::prelude::*;
 use glam::Vec2;
 use rand::RngExt;
 
-use super::index::SimIndex;
+use super::index::{SimIndex, StaticIndex};
 use super::rng::EntityRng;
 use super::{
     Activity, Building, Kind, Needs, Npc, Player, Position, ResourceNode, SearchCooldown, SimId,
@@ -55,6 +55,18 @@ pub fn despawn_entity(world: &mut World, id: SimId) -> bool {
     let Some(entity) = world.resource::<SimIndex>().get(id) else {
         return false;
     };
+    // Static entities leave the spatial index too, or searches would keep
+    // finding them (and a restored room, whose index is rebuilt, would not).
+    let kind = world.get::<Kind>(entity).copied();
+    let pos = world.get::<Position>(entity).map(|p| p.0);
+    if let (Some(kind @ (Kind::Resource | Kind::Building)), Some(pos)) = (kind, pos)
+        && let Some(mut statics) = world.get_resource_mut::<StaticIndex>()
+    {
+        match kind {
+            Kind::Resource => statics.resources.remove(id, pos),
+            _ => statics.buildings.remove(id, pos),
+        }
+    }
     world.despawn(entity);
     world.resource_mut::<SimIndex>().remove(id);
     true

@@ -17,6 +17,13 @@ impl SimIndex {
         SimId(u32::try_from(self.entities.len()).expect("fewer than 2^32 entities per room"))
     }
 
+    /// An empty index whose next id is `next` (a restored room's counter).
+    pub fn with_next_id(next: SimId) -> Self {
+        Self {
+            entities: vec![None; next.0 as usize],
+        }
+    }
+
     /// Records `entity` under `id`.
     pub fn insert(&mut self, id: SimId, entity: Entity) {
         let i = id.0 as usize;
@@ -66,6 +73,13 @@ impl StaticGrid {
     pub fn insert(&mut self, id: SimId, pos: Vec2) {
         let (cx, cy) = self.cell_of(pos);
         self.cells[(cy * self.cols + cx) as usize].push((id, pos));
+    }
+
+    /// Removes entity `id` recorded at `pos` (it was despawned), keeping the
+    /// order of the others.
+    pub fn remove(&mut self, id: SimId, pos: Vec2) {
+        let (cx, cy) = self.cell_of(pos);
+        self.cells[(cy * self.cols + cx) as usize].retain(|(other, _)| *other != id);
     }
 
     fn cell_of(&self, pos: Vec2) -> (i32, i32) {

@@ -156,4 +156,4 @@ pub fn despawn_player(world: &mut World, id: super::SimId) {
 
 /// The next player slot to hand out.
 #[derive(Resource, Clone, Copy, Debug, Default)]
-struct NextPlayerSlot(u32);
+pub(crate) struct NextPlayerSlot(pub u32);

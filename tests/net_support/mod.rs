@@ -48,6 +48,8 @@ pub fn options(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> ServeOpti
         max_clients: 64,
         public_addresses,
         rate_limits: Default::default(),
+        persist: None,
+        resume_rooms: Vec::new(),
     }
 }
 

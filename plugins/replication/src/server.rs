@@ -124,6 +124,13 @@ impl ReplicationServer {
         }
     }
 
+    /// Continues tick numbering after `tick`, for a room resumed from
+    /// persistence whose tick counter does not start at zero. Call it before
+    /// the first replication run; ticks then stay equal to the room's.
+    pub fn start_at(&mut self, tick: u64) {
+        self.tick = tick;
+    }
+
     /// The tick the last replication run produced.
     pub fn tick(&self) -> u64 {
         self.tick

@@ -1,0 +1,152 @@
+//! What the bytes in the store are: the three record formats, versioned and
+//! decoded with bounds (stored bytes are untrusted like any input).
+//!
+//! | record | key | content |
+//! |---|---|---|
+//! | [`OpsRecord`] | `room:{w}:ops` entry | the inputs of each covered tick, and their composed change set |
+//! | [`SnapshotRecord`] | `snapshot:{w}:<tick>` | the full cast and the world-visible cast of the tick(s) |
+//! | [`StateRecord`] | `full_state:{w}` `data` | the whole [`SimState`], its state hash and world definition |
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use kasagi_replication::FullChangeSet;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::sim::{SimState, WorldDef};
+use crate::sim::input::SimInput;
+
+/// The record format this build writes and reads (the first byte of every record).
+pub const FORMAT_VERSION: u8 = 1;
+
+/// The largest record this build decodes: bounds the allocation a corrupt or
+/// hostile length prefix can cause.
+pub const MAX_RECORD_BYTES: usize = 512 << 20;
+
+type Config = Configuration<LittleEndian, Varint, Limit<MAX_RECORD_BYTES>>;
+
+const fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
+}
+
+/// One ops entry: ticks `from..=tick` of a room.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpsRecord {
+    /// The inputs applied before each covered tick, oldest first; ticks without
+    /// inputs are left out. Replaying them from the previous state re-creates
+    /// the room exactly (the simulation is deterministic).
+    pub inputs: Vec<(u64, Vec<SimInput>)>,
+    /// The replicated changes of the covered ticks, composed into one: what
+    /// recovery checks the replay against, and what tools show.
+    pub changes: FullChangeSet,
+}
+
+/// The per-tick snapshot: the full cast (every replicated field change, old →
+/// new) and the world-visible cast (what a client seeing the whole room would
+/// be told: public components only, values without their old ones).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotRecord {
+    /// The first tick covered (equal to `changes.tick` unless coalesced).
+    pub from: u64,
+    /// The full change set.
+    pub full: FullChangeSet,
+    /// The world-visible limited change set.
+    pub visible: FullChangeSet,
+}
+
+/// The archived whole state of a room.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StateRecord {
+    /// The state hash of `state`, as the live room computed it.
+    pub hash: u64,
+    /// Everything needed to resume the room.
+    pub state: SimState,
+    /// The rules the room runs by, so that a state resumes without its world file.
+    pub def: WorldDef,
+}
+
+/// Why stored bytes could not be read.
+#[derive(Debug, Error)]
+pub enum RecordError {
+    /// The record is empty.
+    #[error("empty record")]
+    Empty,
+    /// Written by a different record format.
+    #[error("record format {found}, this build reads format {FORMAT_VERSION}")]
+    Version {
+        /// The format byte found.
+        found: u8,
+    },
+    /// The bytes do not decode.
+    #[error("undecodable record: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// Bytes are left after the record.
+    #[error("{0} trailing bytes after the record")]
+    Trailing(usize),
+}
+
+/// Encodes a record: the format byte, then bincode.
+pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    // Encoding our own in-memory records into a Vec cannot fail.
+    bincode::serde::encode_into_std_write(record, &mut out, config())
+        .expect("records encode into a Vec");
+    out
+}
+
+/// Decodes a record written by [`encode`], with every length bounded.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
+    let (&version, body) = bytes.split_first().ok_or(RecordError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(RecordError::Version { found: version });
+    }
+    let (value, used) = bincode::serde::decode_from_slice(body, config())?;
+    match body.len() - used {
+        0 => Ok(value),
+        n => Err(RecordError::Trailing(n)),
+    }
+}
+
+/// The world-visible cast of a full change set: public components only and
+/// no field-level old values (clients get values, not histories).
+pub fn visible_cast(full: &FullChangeSet, private: &[String]) -> FullChangeSet {
+    let mut out = full.clone();
+    for changes in out.kinds.values_mut() {
+        changes.updated.clear();
+        for created in &mut changes.created {
+            created.components.retain(|c| !private.contains(&c.component));
+        }
+        changes.written.retain(|w| !private.contains(&w.component));
+    }
+    out.kinds.retain(|_, changes| !changes.is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_reject_garbage() {
+        let record = OpsRecord {
+            inputs: vec![(7, vec![SimInput::SpawnPlayer])],
+            changes: FullChangeSet::default(),
+        };
+        let bytes = encode(&record);
+        assert_eq!(decode::<OpsRecord>(&bytes).unwrap(), record);
+        assert!(matches!(decode::<OpsRecord>(&[]), Err(RecordError::Empty)));
+        assert!(matches!(
+            decode::<OpsRecord>(&[9, 0]),
+            Err(RecordError::Version { found: 9 })
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(
+            decode::<OpsRecord>(&long),
+            Err(RecordError::Trailing(1))
+        ));
+        // A huge length prefix is refused, not allocated.
+        let hostile = [FORMAT_VERSION, 251, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(decode::<OpsRecord>(&hostile).is_err());
+    }
+}

@@ -1,0 +1,435 @@
+//! The background writer: one thread per server owns the store and turns
+//! room jobs into store writes, so that the tick never waits on I/O.
+//!
+//! Delivery semantics:
+//! - Writes of one room happen in tick order, each covering the ticks right
+//!   after the previous one: persisted ticks have no gaps, except where the
+//!   writer dropped ticks past its memory bound; such a gap is always closed
+//!   by a whole state written before any later ops.
+//! - Whatever is queued when a write is due is coalesced into that write
+//!   (change sets compose), so a slow store means fewer, larger writes.
+//! - A failed write is retried with exponential backoff (50 ms to 2 s) while
+//!   new ticks keep coalescing into it, up to the memory bound.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use kasagi_store::{FullState, OpsEntry, SnapshotStore, StoreError, TickWrite};
+
+use super::job::TickJob;
+use super::records::{self, OpsRecord, SnapshotRecord, StateRecord};
+use super::stats::PersistStats;
+use super::{Loaded, PersistConfig};
+
+/// A request to the writer thread.
+pub(crate) enum Job {
+    /// Some ticks of a room.
+    Tick(TickJob),
+    /// A room starts: the flag it watches for "send me a whole state".
+    Open {
+        world: String,
+        wants_state: Arc<AtomicBool>,
+    },
+    /// Read what recovery needs.
+    Load {
+        world: String,
+        reply: Sender<Result<Option<Loaded>, StoreError>>,
+    },
+    /// Write what is pending (for at most the shutdown timeout) and stop.
+    Shutdown,
+    /// Answer once everything queued before is written, or `deadline` passed.
+    Flush {
+        deadline: Instant,
+        reply: Sender<bool>,
+    },
+}
+
+/// The running writer. Dropping it stops the thread once everything queued
+/// so far is written, or the shutdown timeout gave up on an unreachable store.
+pub struct PersistService {
+    sender: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<PersistStats>,
+    config: PersistConfig,
+}
+
+impl PersistService {
+    /// Starts the writer thread over `store`.
+    pub fn start(store: Box<dyn SnapshotStore>, config: PersistConfig) -> Self {
+        let (sender, receiver) = bounded(config.queue_capacity.max(1));
+        let stats = Arc::new(PersistStats::default());
+        let writer = Writer {
+            store,
+            receiver,
+            stats: stats.clone(),
+            config: config.clone(),
+            pending: BTreeMap::new(),
+            wants_state: HashMap::new(),
+            seq: HashMap::new(),
+            backoff: None,
+            retry_at: None,
+            written: HashMap::new(),
+            check: HashSet::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("kasagi-persist".into())
+            .spawn(move || writer.run())
+            .expect("spawn the persistence thread");
+        Self {
+            sender: Some(sender),
+            thread: Some(thread),
+            stats,
+            config,
+        }
+    }
+
+    /// A handle rooms use to talk to the writer.
+    pub fn handle(&self) -> PersistHandle {
+        PersistHandle {
+            sender: self.sender.clone().expect("running"),
+            stats: self.stats.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Arc<PersistStats> {
+        &self.stats
+    }
+}
+
+impl Drop for PersistService {
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = sender.send(Job::Shutdown);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A room's connection to the writer: cheap to clone, never blocks a tick.
+#[derive(Clone)]
+pub struct PersistHandle {
+    pub(crate) sender: Sender<Job>,
+    pub(crate) stats: Arc<PersistStats>,
+    pub(crate) config: PersistConfig,
+}
+
+impl std::fmt::Debug for PersistHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistHandle")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersistHandle {
+    /// Reads the persisted state of `world` (blocks: call it when a room is
+    /// created, not during ticks).
+    pub fn load(&self, world: &str) -> Result<Option<Loaded>, StoreError> {
+        let (reply, answer) = bounded(1);
+        self.sender
+            .send(Job::Load {
+                world: world.to_string(),
+                reply,
+            })
+            .map_err(|_| StoreError::Backend("the persistence writer has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("the persistence writer has stopped".into()))?
+    }
+
+    /// Waits until everything queued so far is written, at most `timeout`.
+    /// Returns whether it all was.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (reply, answer) = bounded(1);
+        let deadline = Instant::now() + timeout;
+        let job = Job::Flush { deadline, reply };
+        if self.sender.send_deadline(job, deadline).is_err() {
+            return false;
+        }
+        answer.recv_deadline(deadline + Duration::from_millis(100)) == Ok(true)
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Arc<PersistStats> {
+        &self.stats
+    }
+}
+
+struct Writer {
+    store: Box<dyn SnapshotStore>,
+    receiver: Receiver<Job>,
+    stats: Arc<PersistStats>,
+    config: PersistConfig,
+    /// Per room, everything received and not yet written, folded into one job.
+    pending: BTreeMap<String, TickJob>,
+    wants_state: HashMap<String, Arc<AtomicBool>>,
+    /// Per room, the last full-state sequence number written.
+    seq: HashMap<String, u64>,
+    backoff: Option<Duration>,
+    retry_at: Option<Instant>,
+    /// Per room, the newest tick the store acknowledged.
+    written: HashMap<String, u64>,
+    /// Rooms to check after a failure: a store that comes back may have lost
+    /// data (a restarted Redis without persistence comes back empty).
+    check: HashSet<String>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut flushes: Vec<(Instant, Sender<bool>)> = Vec::new();
+        loop {
+            let timeout = self
+                .retry_at
+                .map_or(Duration::from_millis(250), |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+            let mut closed = false;
+            match self.receiver.recv_timeout(timeout) {
+                Ok(job) => {
+                    closed |= self.accept(job, &mut flushes);
+                    // Everything already queued joins this round of writes.
+                    while let Ok(job) = self.receiver.try_recv() {
+                        closed |= self.accept(job, &mut flushes);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closed = true,
+            }
+            if self.retry_at.is_none_or(|at| at <= Instant::now()) {
+                self.write_pending();
+            }
+            let done = self.pending.values().all(|j| !j.has_ops() && j.state.is_none());
+            flushes.retain(|(deadline, reply)| {
+                if done || *deadline <= Instant::now() {
+                    let _ = reply.send(done);
+                    false
+                } else {
+                    true
+                }
+            });
+            if closed {
+                self.drain_on_close();
+                return;
+            }
+        }
+    }
+
+    /// Takes one request; `true` when it asks the writer to stop.
+    fn accept(&mut self, job: Job, flushes: &mut Vec<(Instant, Sender<bool>)>) -> bool {
+        match job {
+            Job::Shutdown => return true,
+            Job::Tick(job) => self.enqueue(job),
+            Job::Open { world, wants_state } => {
+                self.wants_state.insert(world, wants_state);
+            }
+            Job::Load { world, reply } => {
+                let _ = reply.send(self.load(&world));
+            }
+            Job::Flush { deadline, reply } => {
+                // Try now rather than waiting out a backoff.
+                self.retry_at = None;
+                flushes.push((deadline, reply));
+            }
+        }
+        false
+    }
+
+    fn enqueue(&mut self, job: TickJob) {
+        self.stats.received(job.ticks());
+        match self.pending.get_mut(&job.world) {
+            Some(pending) => pending.absorb(job),
+            None => {
+                self.pending.insert(job.world.clone(), job);
+            }
+        }
+        let bytes: usize = self.pending.values().map(TickJob::approx_bytes).sum();
+        self.stats.set_backlog_bytes(bytes as u64);
+        if bytes > self.config.backlog_limit_bytes {
+            // Past the bound: keep nothing but the promise of a whole state.
+            for (world, job) in &mut self.pending {
+                let dropped = job.drop_ticks();
+                if dropped > 0 {
+                    tracing::warn!(world, dropped, "persistence backlog over its bound: ticks dropped, a whole state will be written instead");
+                    self.stats.dropped(dropped);
+                }
+                if let Some(flag) = self.wants_state.get(world) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+            self.stats.set_backlog_bytes(0);
+        }
+    }
+
+    fn load(&mut self, world: &str) -> Result<Option<Loaded>, StoreError> {
+        let Some(full_state) = self.store.full_state(world)? else {
+            return Ok(None);
+        };
+        self.seq.insert(world.to_string(), full_state.seq);
+        let ops = self.store.ops_after(world, full_state.tick)?;
+        let latest_tick = self.store.latest_tick(world)?.unwrap_or(full_state.tick);
+        Ok(Some(Loaded {
+            full_state,
+            ops,
+            latest_tick,
+        }))
+    }
+
+    /// Writes every room's pending job; stops at the first failure.
+    fn write_pending(&mut self) {
+        let worlds: Vec<String> = self.pending.keys().cloned().collect();
+        for world in worlds {
+            let Some(job) = self.pending.get(&world) else {
+                continue;
+            };
+            if !job.has_ops() && job.state.is_none() {
+                // Nothing to write yet (a gap waiting for its whole state).
+                continue;
+            }
+            if self.check.contains(&world) {
+                match self.store.latest_tick(&world) {
+                    Ok(latest) if latest == self.written.get(&world).copied() => {
+                        self.check.remove(&world);
+                    }
+                    Ok(latest) => {
+                        tracing::warn!(world, ?latest, "the store lost this room's recent writes; rewriting a whole state");
+                        self.check.remove(&world);
+                        self.lost(&world);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.fail(&e);
+                        return;
+                    }
+                }
+            }
+            let started = Instant::now();
+            let write = self.encode(job);
+            let now_ms = unix_ms();
+            match self.store.write(&write, now_ms) {
+                Ok(()) => {
+                    let job = self.pending.remove(&world).expect("present");
+                    self.stats.written(
+                        &job,
+                        write.full_state.is_some(),
+                        started.elapsed(),
+                        self.backoff.is_some(),
+                    );
+                    if let Some(full) = &write.full_state {
+                        self.seq.insert(world.clone(), full.seq);
+                    }
+                    self.written.insert(world, write.tick);
+                    self.backoff = None;
+                    self.retry_at = None;
+                }
+                Err(e) => {
+                    self.fail(&e);
+                    return;
+                }
+            }
+        }
+        self.stats.set_backlog_bytes(0);
+    }
+
+    /// A write failed: back off, and distrust the store until checked.
+    fn fail(&mut self, e: &StoreError) {
+        let backoff = self.backoff.map_or(Duration::from_millis(50), |b| {
+            (b * 2).min(Duration::from_secs(2))
+        });
+        if self.backoff.is_none() {
+            tracing::warn!("persistence write failed, retrying with backoff: {e}");
+        }
+        self.stats.failed();
+        self.check.extend(self.written.keys().cloned());
+        self.backoff = Some(backoff);
+        self.retry_at = Some(Instant::now() + backoff);
+    }
+
+    /// The store no longer has what was written for `world`: what is pending
+    /// cannot be appended to it. Unless it carries a whole state, drop it and
+    /// ask the room for one; either way the next write starts a new lineage.
+    fn lost(&mut self, world: &str) {
+        self.written.remove(world);
+        let Some(job) = self.pending.get_mut(world) else {
+            return;
+        };
+        if job.state.is_some() {
+            job.reset = true;
+            return;
+        }
+        let dropped = job.drop_ticks();
+        self.stats.dropped(dropped);
+        if let Some(flag) = self.wants_state.get(world) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn encode(&self, job: &TickJob) -> TickWrite {
+        let (ops, snapshot) = if job.has_ops() {
+            let ops = OpsEntry {
+                from: job.from,
+                tick: job.tick,
+                data: records::encode(&OpsRecord {
+                    inputs: job.inputs.clone(),
+                    changes: job.changes.clone(),
+                }),
+            };
+            let snapshot = records::encode(&SnapshotRecord {
+                from: job.from,
+                visible: records::visible_cast(&job.changes, &self.config.private_components),
+                full: job.changes.clone(),
+            });
+            (Some(ops), Some(snapshot))
+        } else {
+            (None, None)
+        };
+        let full_state = job.state.as_ref().map(|archive| FullState {
+            tick: archive.state.tick,
+            seq: self.seq.get(&job.world).map_or(1, |s| s + 1),
+            ts: unix_ms(),
+            data: records::encode(&StateRecord {
+                hash: archive.state.hash(),
+                state: archive.state.clone(),
+                def: (*archive.def).clone(),
+            }),
+        });
+        TickWrite {
+            world: job.world.clone(),
+            tick: job.tick.max(job.state.as_ref().map_or(0, |a| a.state.tick)),
+            ops,
+            snapshot,
+            full_state,
+            reset_ops: job.reset,
+        }
+    }
+
+    /// The channel closed (server shutdown): keep trying for a bounded time.
+    fn drain_on_close(&mut self) {
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            self.retry_at = None;
+            self.write_pending();
+            self.pending.retain(|_, j| j.has_ops() || j.state.is_some());
+            if !self.pending.is_empty() {
+                std::thread::sleep(self.backoff.unwrap_or(Duration::from_millis(50)));
+            }
+        }
+        if !self.pending.is_empty() {
+            let ticks: u64 = self.pending.values().map(TickJob::ticks).sum();
+            tracing::error!(ticks, "shutting down with unpersisted ticks: the store is unreachable");
+        }
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
