@@ -177,7 +177,10 @@ mod tests {
         config
             .apply_env(|n| (n == "REDIS_URL").then(|| "redis://127.0.0.1:6379".to_string()))
             .unwrap();
-        assert_eq!(config.store_url().as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!(
+            config.store_url().as_deref(),
+            Some("redis://127.0.0.1:6379")
+        );
         config.store = Some("none".into());
         assert_eq!(config.store_url(), None);
     }

@@ -99,7 +99,13 @@ fn a_recovered_room_is_the_live_room_bit_for_bit() {
         ..PersistConfig::default()
     };
     let service = PersistService::start(embedded(dir.path()), config);
-    persist::attach(&mut live, "village", def, service.handle(), Start::NewLineage);
+    persist::attach(
+        &mut live,
+        "village",
+        def,
+        service.handle(),
+        Start::NewLineage,
+    );
     // Waiting for the writer after every tick makes every tick its own write,
     // as in a room that ticks slower than its store writes.
     let handle = service.handle();
@@ -121,7 +127,10 @@ fn a_recovered_room_is_the_live_room_bit_for_bit() {
     assert_eq!(report.full_state_tick, 100);
     assert_eq!(report.tick, 137);
     assert_eq!(report.replayed_ticks, 37);
-    assert_eq!(report.verified_ticks, 36, "every tick but the first is checked");
+    assert_eq!(
+        report.verified_ticks, 36,
+        "every tick but the first is checked"
+    );
     assert_eq!(report.state_hash, hashes.last().unwrap().1);
 
     // Generators and counters came back too: both rooms go on identically.
@@ -143,7 +152,13 @@ fn ticks_faster_than_the_store_coalesce_and_still_recover_exactly() {
     };
     let service = PersistService::start(embedded(dir.path()), config);
     let mut live = build_room(def.clone(), None);
-    persist::attach(&mut live, "village", def, service.handle(), Start::NewLineage);
+    persist::attach(
+        &mut live,
+        "village",
+        def,
+        service.handle(),
+        Start::NewLineage,
+    );
     let hashes = drive(&mut live, 300);
     persist::detach(&mut live);
     assert!(service.handle().flush(Duration::from_secs(30)));
@@ -172,7 +187,13 @@ fn a_room_without_a_store_entry_starts_fresh_and_continues_after_recovery() {
         let service = PersistService::start(embedded(dir.path()), config.clone());
         assert!(service.handle().load("village").unwrap().is_none());
         let mut room = build_room(def.clone(), None);
-        persist::attach(&mut room, "village", def.clone(), service.handle(), Start::NewLineage);
+        persist::attach(
+            &mut room,
+            "village",
+            def.clone(),
+            service.handle(),
+            Start::NewLineage,
+        );
         drive(&mut room, 30);
         persist::archive_now(&mut room);
         assert!(service.handle().flush(Duration::from_secs(30)));
@@ -204,7 +225,13 @@ fn a_stored_state_that_does_not_match_its_hash_is_refused() {
     {
         let service = PersistService::start(embedded(dir.path()), PersistConfig::default());
         let mut room = build_room(def.clone(), None);
-        persist::attach(&mut room, "village", def, service.handle(), Start::NewLineage);
+        persist::attach(
+            &mut room,
+            "village",
+            def,
+            service.handle(),
+            Start::NewLineage,
+        );
         drive(&mut room, 5);
         assert!(service.handle().flush(Duration::from_secs(30)));
     }

@@ -72,10 +72,8 @@ pub(super) fn run(args: &ReplayArgs) -> Result<(), CliError> {
         full_state: init.full_state,
         ops,
     };
-    let (mut room, _def, recovery) =
-        recover(loaded, |def, state| build_room(def, Some(state))).map_err(|e| {
-            CliError::Failed(anyhow::anyhow!("cannot rebuild room {}: {e}", args.room))
-        })?;
+    let (mut room, _def, recovery) = recover(loaded, |def, state| build_room(def, Some(state)))
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot rebuild room {}: {e}", args.room)))?;
     let entities = sim::count_by_kind(room.world_mut())
         .iter()
         .map(|(kind, n)| (kind.plural().to_string(), *n))

@@ -12,8 +12,8 @@ use kasagi_net::server::ServerAuth;
 
 use super::CliError;
 use crate::config::ServerConfig;
-use crate::serve::{GameServer, ServeOptions, ServerStatus};
 use crate::persist::{PersistConfig, PersistService, Retention, open_store};
+use crate::serve::{GameServer, ServeOptions, ServerStatus};
 use crate::sim::{WorldDef, format_hash};
 
 /// Arguments of `kasagi serve`.
@@ -148,7 +148,11 @@ fn print_status(s: &ServerStatus, json: bool) {
                 report.replayed_ticks,
                 report.verified_ticks,
                 format_hash(report.state_hash),
-                if report.is_exact() { "" } else { " — NOT exact, see the log" }
+                if report.is_exact() {
+                    ""
+                } else {
+                    " — NOT exact, see the log"
+                }
             );
         }
     }

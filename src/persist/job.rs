@@ -135,7 +135,10 @@ impl TickJob {
     pub fn approx_bytes(&self) -> usize {
         let changes = self.changes.len() * 48;
         let inputs: usize = self.inputs.iter().map(|(_, i)| 16 + i.len() * 24).sum();
-        let state = self.state.as_ref().map_or(0, |a| a.state.entities.len() * 96);
+        let state = self
+            .state
+            .as_ref()
+            .map_or(0, |a| a.state.entities.len() * 96);
         changes + inputs + state
     }
 }

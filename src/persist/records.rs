@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
-use crate::sim::{SimState, WorldDef};
 use crate::sim::input::SimInput;
+use crate::sim::{SimState, WorldDef};
 
 /// The record format this build writes and reads (the first byte of every record).
 pub const FORMAT_VERSION: u8 = 1;
@@ -114,7 +114,9 @@ pub fn visible_cast(full: &FullChangeSet, private: &[String]) -> FullChangeSet {
     for changes in out.kinds.values_mut() {
         changes.updated.clear();
         for created in &mut changes.created {
-            created.components.retain(|c| !private.contains(&c.component));
+            created
+                .components
+                .retain(|c| !private.contains(&c.component));
         }
         changes.written.retain(|w| !private.contains(&w.component));
     }
@@ -146,7 +148,18 @@ mod tests {
             Err(RecordError::Trailing(1))
         ));
         // A huge length prefix is refused, not allocated.
-        let hostile = [FORMAT_VERSION, 251, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let hostile = [
+            FORMAT_VERSION,
+            251,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x7f,
+        ];
         assert!(decode::<OpsRecord>(&hostile).is_err());
     }
 }

@@ -48,7 +48,9 @@ pub enum RecoveryError {
     #[error("full state record: {0}")]
     Record(#[from] RecordError),
     /// The whole state decodes but is not what was written.
-    #[error("full state of tick {tick} is corrupt: stored hash {stored:016x}, content hashes to {actual:016x}")]
+    #[error(
+        "full state of tick {tick} is corrupt: stored hash {stored:016x}, content hashes to {actual:016x}"
+    )]
     Hash {
         /// The state's tick.
         tick: u64,
@@ -125,7 +127,10 @@ pub fn recover(
         // The first replayed tick creates every entity (the restored room's
         // replication starts empty), so only later single ticks compare 1:1.
         if first == entry.from && entry.from == entry.tick && entry.from > full_tick + 1 {
-            let replayed = room.world().resource::<ReplicationServer>().full_change_set();
+            let replayed = room
+                .world()
+                .resource::<ReplicationServer>()
+                .full_change_set();
             if normalized(replayed) == normalized(&ops.changes) {
                 report.verified_ticks += 1;
             } else {
@@ -150,7 +155,9 @@ fn normalized(set: &FullChangeSet) -> FullChangeSet {
     for changes in set.kinds.values_mut() {
         changes.created.sort_by_key(|c| c.id);
         for created in &mut changes.created {
-            created.components.sort_by(|a, b| a.component.cmp(&b.component));
+            created
+                .components
+                .sort_by(|a, b| a.component.cmp(&b.component));
         }
         changes
             .updated

@@ -123,7 +123,10 @@ pub fn detach(room: &mut Room) {
 fn persist_tick(world: &mut World) {
     let tick = world.resource::<Tick>().get();
     let inputs = world.resource_mut::<InputJournal>().drain();
-    let changes = world.resource::<ReplicationServer>().full_change_set().clone();
+    let changes = world
+        .resource::<ReplicationServer>()
+        .full_change_set()
+        .clone();
     let (archive_due, def) = {
         let sink = world.resource::<PersistSink>();
         let due = tick.is_multiple_of(sink.archive_interval)
@@ -145,7 +148,11 @@ fn persist_tick(world: &mut World) {
         Err(TrySendError::Full(Job::Tick(job))) => sink.held = Some(job),
         Err(TrySendError::Full(_)) => {}
         Err(TrySendError::Disconnected(_)) => {
-            tracing::error!(world = sink.world, tick, "the persistence writer is gone; tick not persisted");
+            tracing::error!(
+                world = sink.world,
+                tick,
+                "the persistence writer is gone; tick not persisted"
+            );
         }
     }
 }

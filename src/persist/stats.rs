@@ -58,7 +58,13 @@ impl PersistStats {
         self.received_ticks.fetch_add(ticks, Ordering::Relaxed);
     }
 
-    pub(crate) fn written(&self, job: &TickJob, full_state: bool, took: Duration, after_failure: bool) {
+    pub(crate) fn written(
+        &self,
+        job: &TickJob,
+        full_state: bool,
+        took: Duration,
+        after_failure: bool,
+    ) {
         let ticks = if job.has_ops() { job.ticks() } else { 0 };
         self.persisted_ticks.fetch_add(ticks, Ordering::Relaxed);
         self.coalesced_ticks

@@ -186,11 +186,9 @@ impl Writer {
     fn run(mut self) {
         let mut flushes: Vec<(Instant, Sender<bool>)> = Vec::new();
         loop {
-            let timeout = self
-                .retry_at
-                .map_or(Duration::from_millis(250), |at| {
-                    at.saturating_duration_since(Instant::now())
-                });
+            let timeout = self.retry_at.map_or(Duration::from_millis(250), |at| {
+                at.saturating_duration_since(Instant::now())
+            });
             let mut closed = false;
             match self.receiver.recv_timeout(timeout) {
                 Ok(job) => {
@@ -206,7 +204,10 @@ impl Writer {
             if self.retry_at.is_none_or(|at| at <= Instant::now()) {
                 self.write_pending();
             }
-            let done = self.pending.values().all(|j| !j.has_ops() && j.state.is_none());
+            let done = self
+                .pending
+                .values()
+                .all(|j| !j.has_ops() && j.state.is_none());
             flushes.retain(|(deadline, reply)| {
                 if done || *deadline <= Instant::now() {
                     let _ = reply.send(done);
@@ -257,7 +258,11 @@ impl Writer {
             for (world, job) in &mut self.pending {
                 let dropped = job.drop_ticks();
                 if dropped > 0 {
-                    tracing::warn!(world, dropped, "persistence backlog over its bound: ticks dropped, a whole state will be written instead");
+                    tracing::warn!(
+                        world,
+                        dropped,
+                        "persistence backlog over its bound: ticks dropped, a whole state will be written instead"
+                    );
                     self.stats.dropped(dropped);
                 }
                 if let Some(flag) = self.wants_state.get(world) {
@@ -299,7 +304,11 @@ impl Writer {
                         self.check.remove(&world);
                     }
                     Ok(latest) => {
-                        tracing::warn!(world, ?latest, "the store lost this room's recent writes; rewriting a whole state");
+                        tracing::warn!(
+                            world,
+                            ?latest,
+                            "the store lost this room's recent writes; rewriting a whole state"
+                        );
                         self.check.remove(&world);
                         self.lost(&world);
                         continue;
@@ -423,7 +432,10 @@ impl Writer {
         }
         if !self.pending.is_empty() {
             let ticks: u64 = self.pending.values().map(TickJob::ticks).sum();
-            tracing::error!(ticks, "shutting down with unpersisted ticks: the store is unreachable");
+            tracing::error!(
+                ticks,
+                "shutting down with unpersisted ticks: the store is unreachable"
+            );
         }
     }
 }

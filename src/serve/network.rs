@@ -381,11 +381,7 @@ impl GameServer {
             rate_limited: self.clients.values().map(|c| c.limiter.dropped).sum(),
             tick_p99_us: self.tick_us.value_at_quantile(0.99) as f64,
             bytes_out_per_sec: bytes,
-            persist: self
-                .options
-                .persist
-                .as_ref()
-                .map(|p| p.stats().snapshot()),
+            persist: self.options.persist.as_ref().map(|p| p.stats().snapshot()),
             recovered: self.recovered.clone(),
         }
     }

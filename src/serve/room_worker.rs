@@ -11,10 +11,10 @@ use kasagi_replication::{ClientId, NetId, ReplicationConfig, ReplicationServer, 
 
 use super::commands::Commands;
 use super::{FromRoom, ToRoom};
+use crate::persist::{self, PersistHandle, PersistPlugin, Start};
 use crate::replication::VillageReplicationPlugin;
 use crate::room::Room;
 use crate::sim::input::{Applied, SimInput, apply_input};
-use crate::persist::{self, PersistHandle, PersistPlugin, Start};
 use crate::sim::{
     Player, PlayerAction, PlayerInput, SimId, SimParams, SimState, VillagePlugin, WorldDef,
 };
@@ -134,11 +134,8 @@ pub fn build(def: WorldDef, from: Option<SimState>) -> Room {
         Some(state) => VillagePlugin::restored(def, state),
         None => VillagePlugin::new(def),
     };
-    room.app_mut().add_plugins((
-        village,
-        VillageReplicationPlugin { config },
-        PersistPlugin,
-    ));
+    room.app_mut()
+        .add_plugins((village, VillageReplicationPlugin { config }, PersistPlugin));
     room
 }
 
@@ -162,13 +159,24 @@ fn open(settings: &RoomSettings, out: &Sender<FromRoom>) -> Option<Room> {
             return None;
         }
         let mut room = build(settings.def.clone(), None);
-        persist::attach(&mut room, name, settings.def.clone(), handle.clone(), Start::NewLineage);
+        persist::attach(
+            &mut room,
+            name,
+            settings.def.clone(),
+            handle.clone(),
+            Start::NewLineage,
+        );
         return Some(room);
     };
     match persist::recover(loaded, |def, state| build(def, Some(state))) {
         Ok((mut room, def, report)) => {
             if report.is_exact() {
-                tracing::info!(room = name, tick = report.tick, replayed = report.replayed_ticks, "room recovered");
+                tracing::info!(
+                    room = name,
+                    tick = report.tick,
+                    replayed = report.replayed_ticks,
+                    "room recovered"
+                );
             } else {
                 tracing::warn!(room = name, ?report, "room recovered, but not exactly");
             }

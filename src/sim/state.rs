@@ -76,7 +76,11 @@ impl SimState {
         let mut entities: Vec<EntityState> = query
             .iter(world)
             .map(
-                |(&id, &kind, (position, velocity, needs, npc, node, building, player, cd, rng))| {
+                |(
+                    &id,
+                    &kind,
+                    (position, velocity, needs, npc, node, building, player, cd, rng),
+                )| {
                     EntityState {
                         id,
                         kind,
@@ -96,7 +100,9 @@ impl SimState {
         entities.sort_unstable_by_key(|e| e.id);
         Self {
             tick,
-            next_id: world.get_resource::<SimIndex>().map_or(0, |i| i.next_id().0),
+            next_id: world
+                .get_resource::<SimIndex>()
+                .map_or(0, |i| i.next_id().0),
             next_player_slot: world.get_resource::<NextPlayerSlot>().map_or(0, |n| n.0),
             entities,
         }
@@ -123,7 +129,9 @@ impl SimState {
                     }
                 )*};
             }
-            put!(position, velocity, needs, npc, node, building, player, cooldown, rng);
+            put!(
+                position, velocity, needs, npc, node, building, player, cooldown, rng
+            );
             index.insert(e.id, entity.id());
             let pos = e.position.map(|p| p.0).unwrap_or_default();
             match e.kind {
