@@ -25,7 +25,7 @@ fn inputs(tick: u64) -> Vec<SimInput> {
         out.push(SimInput::Player(PlayerInput {
             slot: 4,
             movement: Vec2::from_angle(angle),
-            action: (tick % 7 == 0).then_some(PlayerAction::Gather),
+            action: tick.is_multiple_of(7).then_some(PlayerAction::Gather),
         }));
     }
     match tick {
