@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use glam::Vec2;
-use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
+use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
 use kasagi_replication::codec::is_full_state;
 use kasagi_replication::{ClientId, NetId, ReplicationConfig, ReplicationServer, View};
 
@@ -68,6 +68,20 @@ pub(crate) struct RoomSettings {
 pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<FromRoom>) {
     let name = settings.def.name.clone();
     let Some(mut room) = open(&settings, &out) else {
+        // Whoever is already waiting to join hears why, rather than nothing.
+        for msg in inbox.try_iter() {
+            if let ToRoom::Join { client, .. } = msg {
+                let message = "the room cannot start: its persisted state is unavailable".into();
+                send(
+                    &out,
+                    client,
+                    ServerMessage::Error {
+                        code: ErrorCode::RoomUnavailable,
+                        message,
+                    },
+                );
+            }
+        }
         let _ = out.send(FromRoom::Closed { room: name });
         return;
     };

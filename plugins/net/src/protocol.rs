@@ -172,6 +172,9 @@ pub enum ErrorCode {
     BadSession,
     /// The client's role may not do that.
     Forbidden,
+    /// The room cannot start now (its persisted state is unreadable or the
+    /// store is unreachable); the server log says why.
+    RoomUnavailable,
 }
 
 /// What the server says.
