@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use kasagi_replication::FullChangeSet;
 use kasagi_store::{FullState, OpsEntry, SnapshotStore, StoreError, TickWrite};
 
 use super::job::TickJob;
@@ -38,6 +39,13 @@ pub(crate) enum Job {
     Load {
         world: String,
         reply: Sender<Result<Option<Loaded>, StoreError>>,
+    },
+    /// Read persisted snapshots for a client (see [`PersistHandle::history`]).
+    History {
+        world: String,
+        from: u64,
+        to: u64,
+        reply: HistoryReply,
     },
     /// Write what is pending (for at most the shutdown timeout) and stop.
     Shutdown,
@@ -113,6 +121,9 @@ impl Drop for PersistService {
     }
 }
 
+/// Receives the world-visible casts of the asked ticks: `(tick, from, cast)`.
+pub type HistoryReply = Box<dyn FnOnce(Result<Vec<(u64, u64, FullChangeSet)>, StoreError>) + Send>;
+
 /// A room's connection to the writer: cheap to clone, never blocks a tick.
 #[derive(Clone)]
 pub struct PersistHandle {
@@ -143,6 +154,19 @@ impl PersistHandle {
         answer
             .recv()
             .map_err(|_| StoreError::Backend("the persistence writer has stopped".into()))?
+    }
+
+    /// Reads the persisted snapshots of ticks `from..=to` of `world` on the
+    /// writer thread and hands their world-visible casts to `reply` there; the
+    /// caller does not wait. Returns `false` if the writer is gone or busy.
+    pub fn history(&self, world: &str, from: u64, to: u64, reply: HistoryReply) -> bool {
+        let job = Job::History {
+            world: world.to_string(),
+            from,
+            to,
+            reply,
+        };
+        self.sender.try_send(job).is_ok()
     }
 
     /// Waits until everything queued so far is written, at most `timeout`.
@@ -234,6 +258,12 @@ impl Writer {
             Job::Load { world, reply } => {
                 let _ = reply.send(self.load(&world));
             }
+            Job::History {
+                world,
+                from,
+                to,
+                reply,
+            } => reply(self.history(&world, from, to)),
             Job::Flush { deadline, reply } => {
                 // Try now rather than waiting out a backoff.
                 self.retry_at = None;
@@ -285,6 +315,26 @@ impl Writer {
             ops,
             latest_tick,
         }))
+    }
+
+    fn history(
+        &mut self,
+        world: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, u64, FullChangeSet)>, StoreError> {
+        let snapshots = self.store.snapshots(world, from, to, unix_ms())?;
+        snapshots
+            .into_iter()
+            .map(|(tick, bytes)| {
+                let record: SnapshotRecord =
+                    records::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                        key: kasagi_store::snapshot_key(world, tick),
+                        reason: e.to_string(),
+                    })?;
+                Ok((tick, record.from, record.visible))
+            })
+            .collect()
     }
 
     /// Writes every room's pending job; stops at the first failure.

@@ -5,12 +5,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use glam::Vec2;
-use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
-use kasagi_replication::codec::is_full_state;
+use kasagi_net::protocol::{
+    ClientMessage, ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage, SessionToken,
+};
+use kasagi_replication::codec::{encode_component, is_full_state};
 use kasagi_replication::{ClientId, NetId, ReplicationConfig, ReplicationServer, View};
 
 use super::commands::Commands;
 use super::{FromRoom, ToRoom};
+use crate::persist::writer::HistoryReply;
 use crate::persist::{self, PersistHandle, PersistPlugin, Start};
 use crate::replication::VillageReplicationPlugin;
 use crate::room::Room;
@@ -329,10 +332,56 @@ fn handle(
                         .handle(room, member.role, member.slot, command);
                     send(out, client, answer);
                 }
+                ClientMessage::FetchHistory { from, to } => {
+                    history(settings, out, client, from, to);
+                }
                 ClientMessage::Join { .. } | ClientMessage::Leave => {}
             }
         }
         ToRoom::Shutdown => {}
+    }
+}
+
+/// Answers a history request from the store, off the room thread.
+fn history(settings: &RoomSettings, out: &Sender<FromRoom>, client: u64, from: u64, to: u64) {
+    let refuse = |message: &str| {
+        send(
+            out,
+            client,
+            ServerMessage::Error {
+                code: ErrorCode::RoomUnavailable,
+                message: message.to_string(),
+            },
+        );
+    };
+    let Some(handle) = &settings.persist else {
+        return refuse("this server does not persist rooms");
+    };
+    let to = to.min(from.saturating_add(MAX_HISTORY_TICKS - 1));
+    let reply_to = out.clone();
+    let reply: HistoryReply = Box::new(move |result| {
+        let message = match result {
+            Ok(casts) => ServerMessage::History {
+                from,
+                to,
+                ticks: casts
+                    .into_iter()
+                    .map(|(tick, from, cast)| HistoryTick {
+                        tick,
+                        from,
+                        changes: encode_component(&cast),
+                    })
+                    .collect(),
+            },
+            Err(e) => ServerMessage::Error {
+                code: ErrorCode::RoomUnavailable,
+                message: format!("history unavailable: {e}"),
+            },
+        };
+        send(&reply_to, client, message);
+    });
+    if !handle.history(&settings.def.name, from, to, reply) {
+        refuse("the store is busy; try again");
     }
 }
 

@@ -85,6 +85,40 @@ pub enum ClientMessage {
     SyncRequest,
     /// A command; retried with the same id until acknowledged, applied at most once.
     Command(Command),
+    /// Asks for the room's persisted changes of ticks `from..=to` (at most
+    /// [`MAX_HISTORY_TICKS`] of them): the store's read API over the protocol,
+    /// for clients and tools that need what they missed.
+    FetchHistory {
+        /// The first tick wanted.
+        from: u64,
+        /// The last tick wanted.
+        to: u64,
+    },
+}
+
+/// The most ticks one [`ClientMessage::FetchHistory`] answers with.
+pub const MAX_HISTORY_TICKS: u64 = 300;
+
+/// One persisted tick in a [`ServerMessage::History`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryTick {
+    /// The newest tick the change set covers.
+    pub tick: u64,
+    /// The first tick it covers (below `tick` when the server coalesced ticks).
+    pub from: u64,
+    /// The world-visible change set (a `kasagi_replication::FullChangeSet`
+    /// without private components or old values), encoded with
+    /// `kasagi_replication::codec::encode_component`; see [`HistoryTick::decode`].
+    pub changes: Vec<u8>,
+}
+
+impl HistoryTick {
+    /// Decodes the change set, with the codec's bounds.
+    pub fn decode(
+        &self,
+    ) -> Result<kasagi_replication::FullChangeSet, kasagi_replication::codec::DecodeError> {
+        kasagi_replication::codec::decode_component(&self.changes)
+    }
 }
 
 /// A request with an effect, identified so that retries are applied once.
@@ -230,6 +264,16 @@ pub enum ServerMessage {
         version: u64,
         /// Its current value.
         value: f64,
+    },
+    /// The answer to [`ClientMessage::FetchHistory`]: the persisted ticks of the
+    /// range that have not expired, oldest first (reliable channel).
+    History {
+        /// The range asked for (clamped to [`MAX_HISTORY_TICKS`]).
+        from: u64,
+        /// Its last tick.
+        to: u64,
+        /// What the store holds of it.
+        ticks: Vec<HistoryTick>,
     },
     /// A request was refused.
     Error {

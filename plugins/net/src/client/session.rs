@@ -9,7 +9,8 @@ use kasagi_replication::{NetId, ReplicationRegistry};
 
 use super::{NetClient, NetError};
 use crate::protocol::{
-    ClientMessage, Command, CommandArgs, CommandOutcome, ErrorCode, ServerMessage, SessionToken,
+    ClientMessage, Command, CommandArgs, CommandOutcome, ErrorCode, HistoryTick, MAX_HISTORY_TICKS,
+    ServerMessage, SessionToken,
 };
 
 /// Where a session stands.
@@ -90,6 +91,8 @@ pub struct GameClient {
     session: Option<SessionToken>,
     input_sequence: u32,
     last_error: Option<(ErrorCode, String)>,
+    /// History ticks received and not yet taken.
+    history: Vec<HistoryTick>,
     stats: SessionStats,
     command_sequence: u32,
     predictor: Option<super::prediction::Predictor>,
@@ -114,6 +117,7 @@ impl GameClient {
             session: None,
             input_sequence: 0,
             last_error: None,
+            history: Vec::new(),
             stats: SessionStats::default(),
             command_sequence: 0,
             predictor: None,
@@ -229,8 +233,27 @@ impl GameClient {
                     p.acked(sequence);
                 }
             }
+            ServerMessage::History { ticks, .. } => {
+                // Bounded by the server's MAX_HISTORY_TICKS per answer; keep
+                // at most one answer's worth if the caller never takes them.
+                let keep = MAX_HISTORY_TICKS as usize;
+                self.history.extend(ticks);
+                let excess = self.history.len().saturating_sub(keep);
+                self.history.drain(..excess);
+            }
             ServerMessage::PlayerJoined { .. } | ServerMessage::PlayerLeft { .. } => {}
         }
+    }
+
+    /// Asks the server for the room's persisted changes of ticks `from..=to`;
+    /// they arrive in [`GameClient::take_history`].
+    pub fn fetch_history(&mut self, from: u64, to: u64) {
+        self.net.send(&ClientMessage::FetchHistory { from, to });
+    }
+
+    /// Takes the history ticks received so far, oldest first.
+    pub fn take_history(&mut self) -> Vec<HistoryTick> {
+        std::mem::take(&mut self.history)
     }
 
     /// Sends a command and keeps retrying it (same id) until the server answers.

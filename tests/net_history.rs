@@ -1,0 +1,82 @@
+//! The store's read API over the protocol: a client asks a persisting server
+//! for past ticks and gets the world-visible change sets the store holds.
+
+mod common;
+mod net_support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kasagi::persist::{EmbeddedStore, PersistConfig, PersistService, Retention};
+use kasagi::serve::ServeOptions;
+use kasagi_net::client::SyncState;
+use kasagi_net::protocol::{ErrorCode, HistoryTick};
+use kasagi_net::server::ServerAuth;
+use net_support::{insecure, options, pump, start_options};
+
+#[test]
+fn a_client_fetches_the_persisted_history_of_its_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("kasagi.redb"), Retention::default()).unwrap();
+    let persist = PersistService::start(Box::new(store), PersistConfig::default());
+    let server = start_options(ServeOptions {
+        persist: Some(persist.handle()),
+        ..options(ServerAuth::Insecure, Vec::new())
+    });
+    let mut client = insecure(server.addr, 7);
+    assert!(pump(&mut [&mut client], Duration::from_secs(10), |c| {
+        c[0].state() == SyncState::Synced
+    }));
+    // Let some ticks reach the store.
+    pump(&mut [&mut client], Duration::from_millis(700), |_| false);
+    let now = client.replica().tick().expect("synced");
+    let me = client.player().expect("joined");
+    assert!(
+        persist.handle().flush(Duration::from_secs(10)),
+        "store caught up"
+    );
+
+    client.fetch_history(1, now);
+    let mut got: Vec<HistoryTick> = Vec::new();
+    assert!(pump(&mut [&mut client], Duration::from_secs(10), |c| {
+        got.extend(c[0].take_history());
+        !got.is_empty()
+    }));
+
+    let mut covered = BTreeSet::new();
+    let mut saw_me = false;
+    for entry in &got {
+        assert!(entry.from <= entry.tick && entry.tick <= now, "{entry:?}");
+        let set = entry.decode().expect("a well-formed change set");
+        assert_eq!(set.tick, entry.tick);
+        assert!(
+            set.kinds.values().all(|k| k.updated.is_empty()),
+            "no old values"
+        );
+        saw_me |= set
+            .kinds
+            .get("players")
+            .is_some_and(|k| k.created.iter().any(|e| e.id == me));
+        covered.extend(entry.from..=entry.tick);
+    }
+    // Every tick from the room's first to `now` is there, once.
+    assert_eq!(covered, (1..=now).collect(), "ticks covered");
+    assert!(
+        saw_me,
+        "the history shows this client's avatar being created"
+    );
+}
+
+#[test]
+fn a_server_without_a_store_says_so() {
+    let server = start_options(options(ServerAuth::Insecure, Vec::new()));
+    let mut client = insecure(server.addr, 8);
+    assert!(pump(&mut [&mut client], Duration::from_secs(10), |c| {
+        c[0].state() == SyncState::Synced
+    }));
+    client.fetch_history(1, 10);
+    assert!(pump(&mut [&mut client], Duration::from_secs(10), |c| {
+        c[0].last_error()
+            .is_some_and(|(code, _)| *code == ErrorCode::RoomUnavailable)
+    }));
+}
