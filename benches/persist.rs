@@ -1,53 +1,59 @@
 //! `persist`: what persisting every tick costs a serving room, and how fast
 //! the background writer gets ticks into each store.
 //!
-//! Three parts, in this order:
+//! Four parts, in this order:
 //!
-//! 1. **Tick time with persistence off vs on** (the perf issue's S6: p99 with
-//!    persistence at most 1.05 × without). Three identical rooms of
+//! 1. **Tick time with persistence off vs on** (the perf issue's S6: tick p99
+//!    with persistence at most 1.05 × without). Three identical rooms of
 //!    `assets/worlds/village-10k.ron`, built by [`kasagi::serve::build_room`]
 //!    exactly as the server builds them, each with 50 players spawned through
 //!    the input path and 50 replication clients (radius-128 views centred on
-//!    their players, acking every tick, packets taken after every tick, as the
-//!    room worker does). One room is not persisted, one is attached to a
-//!    writer over the embedded store (redb, in a temporary directory on the
+//!    their players; packets taken after every tick, as the room worker does,
+//!    and acknowledged at once). One room is not persisted, one is attached to
+//!    a writer over the embedded store (redb, in a temporary directory on the
 //!    target disk), one to a writer over a real `redis-server` on loopback.
 //!    After an unpaced warm-up the rooms tick **paced at 30 Hz** (sleeping
 //!    until the next 33.3 ms slot, as the room worker does), so each writer
 //!    gets the idle time it would get in production. The variants take turns
 //!    in blocks of 150 ticks (5 s), rotating their order, so machine noise
 //!    drifts over all of them alike; the first 3 ticks of each block are not
-//!    recorded (caches cold after the other rooms ran). All three rooms run
-//!    the same deterministic simulation, so every variant measures the same
-//!    tick numbers with the same work. `Room::tick` wall time (what the
-//!    server's status line reports) goes into one HDR histogram per variant.
-//!    Criterion is no fit for p99 of a paced loop, hence a plain table.
-//! 2. **Writer throughput**, per store: a room without clients (the change
-//!    sets are the same, the producer is faster) ticks unpaced, so ticks may
-//!    arrive faster than the store takes them and the writer coalesces;
-//!    reported as persisted ticks/s up to the final flush, writes, coalesced
-//!    ticks and mean write time (encoding + store round trip). Then the same
-//!    with a flush after every tick: one store round trip per tick, no
-//!    coalescing.
-//! 3. **Criterion**, the pieces persistence adds to the tick thread
-//!    (`SimState::capture` every archive interval, the clone of the tick's
-//!    `FullChangeSet` every tick) and, for reference, what the writer thread
+//!    recorded (caches are cold after another room ran). The simulation is
+//!    deterministic, so every variant measures the same tick numbers doing the
+//!    same work. `Room::tick` wall time (what the server's status line
+//!    reports) goes into one HDR histogram per variant. Criterion is no fit
+//!    for the p99 of a paced loop, hence a plain table.
+//! 2. **Store footprint and a history read**: bytes the two stores hold after
+//!    part 1, and how long the writer thread spends answering one
+//!    `FetchHistory`-sized read (`MAX_HISTORY_TICKS`), during which it writes nothing.
+//! 3. **Writer throughput**, per store, on the same two rooms: unpaced ticks,
+//!    so ticks arrive as fast as the room can make them and the writer
+//!    coalesces whatever queues up while it writes; reported as persisted
+//!    ticks/s up to the final flush, writes, coalesced ticks and mean write
+//!    time (encoding + store round trip). Then the same with a flush after
+//!    every tick: one store round trip per tick, no coalescing.
+//! 4. **Criterion**: the pieces persistence adds to the tick thread
+//!    (`SimState::capture` every archive interval; the tick's `FullChangeSet`
+//!    is shared, not copied) and, for reference, what the writer thread
 //!    spends encoding them.
 //!
-//! Run: `cargo bench --bench persist`. Environment:
-//! `KASAGI_BENCH_TICKS` measured paced ticks per variant (default 900, i.e.
-//! 30 s each; 0 skips part 1), `KASAGI_BENCH_WARMUP` unpaced warm-up ticks
-//! (default 1000), `KASAGI_BENCH_THROUGHPUT_TICKS` unpaced ticks per store
-//! in part 2 (default 900; 0 skips part 2; the flush-per-tick run takes a
-//! third of it). Without `--bench` (`cargo test --benches`) every part runs
-//! a few ticks only, as a smoke test.
+//! Run: `cargo bench --bench persist` (about 3 minutes on 2 cores; the
+//! paced part alone is 3 × 30 s). Environment: `KASAGI_BENCH_TICKS`
+//! measured paced ticks per variant (default 900, i.e. 30 s each),
+//! `KASAGI_BENCH_WARMUP` unpaced warm-up ticks per room (default 300),
+//! `KASAGI_BENCH_THROUGHPUT_TICKS` unpaced ticks per store in part 3 (default
+//! 150; 0 skips part 3; the flush-per-tick run takes a third of it).
+//! A criterion filter after `--` applies to part 4 only. Without `--bench`
+//! (`cargo test --benches`) every part runs a few ticks only, as a smoke test.
 
 use std::hint::black_box;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use hdrhistogram::Histogram;
-use kasagi::persist::records::{self, OpsRecord, SnapshotRecord, StateRecord};
+use kasagi::persist::records::{self, OpsRecord, OpsRecordRef, SnapshotRecordRef, StateRecord};
+use kasagi::persist::writer::HistoryReply;
 use kasagi::persist::{
     self, PersistConfig, PersistService, PersistSnapshot, Retention, SnapshotStore, Start,
     open_store,
@@ -56,7 +62,8 @@ use kasagi::room::Room;
 use kasagi::serve::build_room;
 use kasagi::sim::input::{Applied, SimInput, apply_input};
 use kasagi::sim::{ScriptedPlayers, SimState, WorldDef};
-use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
+use kasagi_replication::{ClientId, FullChangeSet, NetId, ReplicationServer, View};
+use kasagi_store::EMBEDDED_FILE_NAME;
 use kasagi_store::testing::RedisServer;
 use tempfile::TempDir;
 
@@ -69,6 +76,8 @@ const VIEW_RADIUS: f32 = 128.0;
 const SLOT: Duration = Duration::from_nanos(1_000_000_000 / 30);
 /// Ticks at the start of each block that are run but not recorded.
 const SETTLE: usize = 3;
+/// The most ticks one `FetchHistory` asks the writer for (`MAX_HISTORY_TICKS`).
+const HISTORY_TICKS: u64 = kasagi_net::protocol::MAX_HISTORY_TICKS;
 
 struct Settings {
     warmup: u64,
@@ -76,7 +85,7 @@ struct Settings {
     block: usize,
     throughput_ticks: u64,
     round_trip_ticks: u64,
-    criterion_warmup: u64,
+    criterion_time: Duration,
 }
 
 fn settings() -> Settings {
@@ -87,14 +96,14 @@ fn settings() -> Settings {
             .unwrap_or(default)
     };
     if std::env::args().any(|a| a == "--bench") {
-        let throughput_ticks = env("KASAGI_BENCH_THROUGHPUT_TICKS", 900);
+        let throughput_ticks = env("KASAGI_BENCH_THROUGHPUT_TICKS", 150);
         Settings {
-            warmup: env("KASAGI_BENCH_WARMUP", 1_000),
-            ticks: env("KASAGI_BENCH_TICKS", 900) as usize,
+            warmup: env("KASAGI_BENCH_WARMUP", 300),
+            ticks: (env("KASAGI_BENCH_TICKS", 900) as usize).max(1),
             block: 150,
             throughput_ticks,
             round_trip_ticks: throughput_ticks / 3,
-            criterion_warmup: 300,
+            criterion_time: Duration::from_secs(2),
         }
     } else {
         Settings {
@@ -103,7 +112,7 @@ fn settings() -> Settings {
             block: 5,
             throughput_ticks: 10,
             round_trip_ticks: 5,
-            criterion_warmup: 5,
+            criterion_time: Duration::from_millis(100),
         }
     }
 }
@@ -115,17 +124,39 @@ fn main() {
         .prefix("kasagi-persist-bench")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("a temporary directory");
-    // Every writer lives inside this function: the server outlives them.
+    // Declared before the rooms, dropped after them: writers shut down while it runs.
     let redis = RedisServer::start().expect("start redis-server");
 
-    if settings.ticks > 0 {
-        paced_ticks(&settings, &def, &data, &redis);
+    let mut variants = vec![
+        Variant::new("off", &def, Mode::Off),
+        Variant::new("on, embedded", &def, Mode::Store(embedded_store(&data))),
+        Variant::new("on, redis", &def, Mode::Store(redis_store(&redis))),
+    ];
+    for v in &mut variants {
+        let started = Instant::now();
+        for _ in 0..settings.warmup {
+            serve_tick(&mut v.room);
+        }
+        v.flush();
+        eprintln!(
+            "persist bench: warmed up `{}` ({} ticks, {:.1} s)",
+            v.name,
+            settings.warmup,
+            started.elapsed().as_secs_f64()
+        );
     }
+
+    paced_ticks(&settings, &mut variants);
+    footprint(&def, &data, &redis, &variants);
     if settings.throughput_ticks > 0 {
-        writer_throughput(&settings, &def, &data, &redis);
+        writer_throughput(&settings, &mut variants[1..3]);
     }
-    let mut criterion = Criterion::default().configure_from_args();
-    tick_thread_costs(&mut criterion, &settings, &def);
+    let off = &mut variants[0];
+    let mut criterion = Criterion::default()
+        .warm_up_time(settings.criterion_time / 3)
+        .measurement_time(settings.criterion_time)
+        .configure_from_args();
+    tick_thread_costs(&mut criterion, &def, &mut off.room);
     criterion.final_summary();
 }
 
@@ -165,8 +196,8 @@ fn serve_tick(room: &mut Room) -> Duration {
     took
 }
 
-fn embedded_store(data: &TempDir, name: &str) -> Box<dyn SnapshotStore> {
-    let url = format!("file://{}", data.path().join(name).display());
+fn embedded_store(data: &TempDir) -> Box<dyn SnapshotStore> {
+    let url = format!("file://{}", data.path().display());
     open_store(&url, Retention::default()).expect("open the embedded store")
 }
 
@@ -174,14 +205,7 @@ fn redis_store(redis: &RedisServer) -> Box<dyn SnapshotStore> {
     open_store(&redis.url(), Retention::default()).expect("connect to redis")
 }
 
-fn flush(service: &PersistService) {
-    assert!(
-        service.handle().flush(Duration::from_secs(120)),
-        "the writer did not catch up"
-    );
-}
-
-/// Counters accumulated over measured blocks only.
+/// Counters accumulated over measured stretches only.
 fn add(total: &mut PersistSnapshot, before: PersistSnapshot, after: PersistSnapshot) {
     total.persisted_ticks += after.persisted_ticks - before.persisted_ticks;
     total.writes += after.writes - before.writes;
@@ -190,6 +214,27 @@ fn add(total: &mut PersistSnapshot, before: PersistSnapshot, after: PersistSnaps
     total.write_micros += after.write_micros - before.write_micros;
     total.failed_writes += after.failed_writes - before.failed_writes;
     total.dropped_ticks += after.dropped_ticks - before.dropped_ticks;
+}
+
+/// What a room does in its Persist stage.
+enum Mode {
+    /// Nothing: persistence off.
+    Off,
+    /// Persistence on, over this store.
+    Store(Box<dyn SnapshotStore>),
+}
+
+/// What the writer encodes for one uncoalesced tick (see `Writer::encode`).
+fn encode_tick(changes: &FullChangeSet) -> (Vec<u8>, Vec<u8>) {
+    let ops = records::encode(&OpsRecordRef {
+        inputs: &[],
+        changes,
+    });
+    let snapshot = records::encode(&SnapshotRecordRef {
+        from: changes.tick,
+        full: changes,
+    });
+    (ops, snapshot)
 }
 
 struct Variant {
@@ -204,19 +249,23 @@ struct Variant {
 }
 
 impl Variant {
-    fn new(name: &'static str, def: &WorldDef, store: Option<Box<dyn SnapshotStore>>) -> Self {
+    fn new(name: &'static str, def: &WorldDef, mode: Mode) -> Self {
         let mut room = serving_room(def);
-        let service = store.map(|store| {
-            let service = PersistService::start(store, PersistConfig::default());
-            persist::attach(
-                &mut room,
-                &def.name,
-                def.clone(),
-                service.handle(),
-                Start::NewLineage,
-            );
-            service
-        });
+        let mut service = None;
+        match mode {
+            Mode::Off => {}
+            Mode::Store(store) => {
+                let started = PersistService::start(store, PersistConfig::default());
+                persist::attach(
+                    &mut room,
+                    &def.name,
+                    def.clone(),
+                    started.handle(),
+                    Start::NewLineage,
+                );
+                service = Some(started);
+            }
+        }
         let histogram = || Histogram::new_with_bounds(1_000, 10_000_000_000, 3).expect("bounds");
         Self {
             name,
@@ -237,37 +286,23 @@ impl Variant {
 
     fn flush(&self) {
         if let Some(service) = &self.service {
-            flush(service);
+            assert!(
+                service.handle().flush(Duration::from_secs(120)),
+                "the writer of `{}` did not catch up",
+                self.name
+            );
         }
     }
 }
 
-fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &RedisServer) {
+fn paced_ticks(settings: &Settings, variants: &mut [Variant]) {
     let archive_interval = PersistConfig::default().archive_interval;
-    let mut variants = [
-        Variant::new("off", def, None),
-        Variant::new("on, embedded", def, Some(embedded_store(data, "paced"))),
-        Variant::new("on, redis", def, Some(redis_store(redis))),
-    ];
-    for v in &mut variants {
-        let started = Instant::now();
-        for _ in 0..settings.warmup {
-            serve_tick(&mut v.room);
-        }
-        v.flush();
-        eprintln!(
-            "persist bench: warmed up `{}` ({} ticks, {:.1} s)",
-            v.name,
-            settings.warmup,
-            started.elapsed().as_secs_f64()
-        );
-    }
-
     let blocks = settings.ticks.div_ceil(settings.block);
     for b in 0..blocks {
         let n = settings.block.min(settings.ticks - b * settings.block);
         for i in 0..variants.len() {
-            let v = &mut variants[(b + i) % 3];
+            let count = variants.len();
+            let v = &mut variants[(b + i) % count];
             let before = v.stats();
             let mut next = Instant::now() + SLOT;
             for t in 0..SETTLE + n {
@@ -286,7 +321,7 @@ fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &Redi
                     next = Instant::now() + SLOT;
                 }
             }
-            // Writes of this block finish on the writer's own time, but
+            // This block's writes finish on the writer's own time, but
             // before the next variant's block starts.
             v.flush();
             let after = v.stats();
@@ -296,8 +331,9 @@ fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &Redi
     }
 
     let us = |ns: u64| ns as f64 / 1_000.0;
-    let off_p50 = variants[0].all.value_at_quantile(0.50);
-    let off_p99 = variants[0].all.value_at_quantile(0.99);
+    let slot_ns = SLOT.as_nanos() as u64;
+    let off_p50 = variants[0].all.value_at_quantile(0.50) as f64;
+    let off_p99 = variants[0].all.value_at_quantile(0.99) as f64;
     println!();
     println!(
         "## tick time, village-10k, {CLIENTS} clients, paced at 30 Hz, {} ticks per variant \
@@ -306,14 +342,19 @@ fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &Redi
     );
     println!();
     println!(
-        "| variant | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs | p50 / off | p99 / off | \
-         archive ticks: n, mean µs |"
+        "| variant | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs | p50 / off | \
+         p99 / off | ticks > 33.3 ms | archive ticks: n, mean µs |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for v in &variants {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for v in variants.iter() {
         let h = &v.all;
+        let over: u64 = h
+            .iter_recorded()
+            .filter(|x| x.value_iterated_to() > slot_ns)
+            .map(|x| x.count_at_value())
+            .sum();
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {}, {:.0} |",
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3} | {:.3} | {} | {}, {:.0} |",
             v.name,
             us(h.value_at_quantile(0.50)),
             us(h.value_at_quantile(0.90)),
@@ -321,8 +362,9 @@ fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &Redi
             us(h.value_at_quantile(0.999)),
             us(h.max()),
             h.mean() / 1_000.0,
-            h.value_at_quantile(0.50) as f64 / off_p50 as f64,
-            h.value_at_quantile(0.99) as f64 / off_p99 as f64,
+            h.value_at_quantile(0.50) as f64 / off_p50,
+            h.value_at_quantile(0.99) as f64 / off_p99,
+            over,
             v.archive.len(),
             v.archive.mean() / 1_000.0,
         );
@@ -331,19 +373,22 @@ fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &Redi
     println!("writer during the measured blocks (settle ticks included):");
     println!();
     println!(
-        "| variant | persisted ticks | writes | coalesced ticks | whole states | mean write µs | failed | dropped |"
+        "| variant | persisted ticks | writes | coalesced ticks | whole states | mean write µs | \
+         writer busy | failed | dropped |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for v in variants.iter().filter(|v| v.service.is_some()) {
         let w = &v.writer;
+        let ticks = (blocks * SETTLE + settings.ticks) as f64;
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.0} % of the slots | {} | {} |",
             v.name,
             w.persisted_ticks,
             w.writes,
             w.coalesced_ticks,
             w.full_states,
             w.write_micros as f64 / w.writes.max(1) as f64,
+            100.0 * w.write_micros as f64 / (ticks * SLOT.as_micros() as f64),
             w.failed_writes,
             w.dropped_ticks,
         );
@@ -351,106 +396,149 @@ fn paced_ticks(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &Redi
     println!();
 }
 
-/// A room without clients, warmed up so villagers are busy.
-fn producer_room(def: &WorldDef, warmup: u64) -> Room {
-    let mut room = build_room(def.clone(), None);
-    room.world_mut().insert_resource(ScriptedPlayers);
-    for _ in 0..warmup {
-        room.tick();
+/// `used_memory` from `INFO memory`, over a bare connection.
+fn redis_used_memory(redis: &RedisServer) -> Option<u64> {
+    let mut stream = TcpStream::connect(("127.0.0.1", redis.port())).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"INFO memory\r\n").ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).ok()?;
+    let len: usize = header.trim().strip_prefix('$')?.parse().ok()?;
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// What the stores hold after part 1, and one history read through each writer.
+fn footprint(def: &WorldDef, data: &TempDir, redis: &RedisServer, variants: &[Variant]) {
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let ticks = variants[1].room.tick_count();
+    let file = std::fs::metadata(data.path().join(EMBEDDED_FILE_NAME)).map_or(0, |m| m.len());
+    println!(
+        "## store footprint after {ticks} ticks of one room (nothing has expired yet; \
+         snapshot TTL {} s, ops kept ≈ {})",
+        Retention::default().snapshot_ttl_secs,
+        Retention::default().ops_max_len,
+    );
+    println!();
+    println!(
+        "- embedded: redb file {:.0} MiB ({:.2} MiB per tick)",
+        mib(file),
+        mib(file) / ticks as f64
+    );
+    match redis_used_memory(redis) {
+        Some(used) => println!(
+            "- redis: used_memory {:.0} MiB ({:.2} MiB per tick)",
+            mib(used),
+            mib(used) / ticks as f64
+        ),
+        None => println!("- redis: used_memory not available"),
     }
-    room
+    println!();
+    println!("history read of the last {HISTORY_TICKS} ticks, on the writer thread:");
+    println!();
+    for v in &variants[1..3] {
+        let Some(service) = &v.service else { continue };
+        let (send, answer) = std::sync::mpsc::sync_channel(1);
+        let reply: HistoryReply = Box::new(move |result| {
+            let _ = send.send(result.map(|casts| casts.len()));
+        });
+        let to = v.room.tick_count();
+        let started = Instant::now();
+        let asked =
+            service
+                .handle()
+                .history(&def.name, (to + 1).saturating_sub(HISTORY_TICKS), to, reply);
+        let result = answer.recv_timeout(Duration::from_secs(120));
+        let took = started.elapsed();
+        match (asked, result) {
+            (true, Ok(Ok(n))) => println!(
+                "- {}: {n} ticks in {:.0} ms",
+                v.name,
+                took.as_secs_f64() * 1e3
+            ),
+            (asked, result) => println!("- {}: failed (asked: {asked}, {result:?})", v.name),
+        }
+    }
+    println!();
 }
 
 struct Throughput {
     store: &'static str,
     mode: &'static str,
     ticks: u64,
-    produce_secs: f64,
+    tick_secs: f64,
     total_secs: f64,
     stats: PersistSnapshot,
 }
 
-fn writer_throughput(settings: &Settings, def: &WorldDef, data: &TempDir, redis: &RedisServer) {
+fn writer_throughput(settings: &Settings, variants: &mut [Variant]) {
     let mut rows = Vec::new();
-    let stores: [(&'static str, Box<dyn Fn() -> Box<dyn SnapshotStore> + '_>); 2] = [
-        ("embedded", Box::new(|| embedded_store(data, "throughput"))),
-        ("redis", Box::new(|| redis_store(redis))),
-    ];
-    for (name, open) in &stores {
-        let mut room = producer_room(def, settings.warmup.min(300));
-        let service = PersistService::start(open(), PersistConfig::default());
-        // A new world name per store, so Redis starts from nothing.
-        let world = format!("throughput-{name}");
-        persist::attach(
-            &mut room,
-            &world,
-            def.clone(),
-            service.handle(),
-            Start::NewLineage,
-        );
-        flush(&service);
+    for v in variants.iter_mut() {
+        let Some(service) = &v.service else { continue };
+        let handle = service.handle();
 
-        // Unpaced: as fast as the room can tick.
+        // Unpaced: as fast as the room ticks.
         let before = service.stats().snapshot();
         let started = Instant::now();
+        let mut ticking = Duration::ZERO;
         for _ in 0..settings.throughput_ticks {
-            room.tick();
+            ticking += serve_tick(&mut v.room);
         }
-        let produce_secs = started.elapsed().as_secs_f64();
-        flush(&service);
+        assert!(handle.flush(Duration::from_secs(120)), "flush timed out");
         let total_secs = started.elapsed().as_secs_f64();
         let mut stats = PersistSnapshot::default();
         add(&mut stats, before, service.stats().snapshot());
         rows.push(Throughput {
-            store: name,
+            store: v.name,
             mode: "unpaced",
             ticks: settings.throughput_ticks,
-            produce_secs,
+            tick_secs: ticking.as_secs_f64(),
             total_secs,
             stats,
         });
 
-        // One round trip per tick.
-        let handle = service.handle();
+        // One store round trip per tick.
         let before = service.stats().snapshot();
         let started = Instant::now();
         let mut ticking = Duration::ZERO;
         for _ in 0..settings.round_trip_ticks {
-            ticking += room.tick();
+            ticking += serve_tick(&mut v.room);
             assert!(handle.flush(Duration::from_secs(10)), "flush timed out");
         }
         let total_secs = started.elapsed().as_secs_f64();
         let mut stats = PersistSnapshot::default();
         add(&mut stats, before, service.stats().snapshot());
         rows.push(Throughput {
-            store: name,
+            store: v.name,
             mode: "flush every tick",
             ticks: settings.round_trip_ticks,
-            produce_secs: ticking.as_secs_f64(),
+            tick_secs: ticking.as_secs_f64(),
             total_secs,
             stats,
         });
-        eprintln!("persist bench: throughput over {name} done");
+        eprintln!("persist bench: throughput of `{}` done", v.name);
     }
 
-    println!(
-        "## writer throughput, village-10k without clients (archive every {} ticks)",
-        PersistConfig::default().archive_interval
-    );
+    println!("## writer throughput, village-10k, {CLIENTS} clients, unpaced");
     println!();
     println!(
-        "| store | mode | ticks | room ticks/s | persisted ticks/s | writes | coalesced ticks | \
+        "| variant | mode | ticks | tick µs (mean) | persisted ticks/s | writes | coalesced ticks | \
          whole states | mean write µs |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let s = &r.stats;
         println!(
-            "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {:.0} |",
             r.store,
             r.mode,
             r.ticks,
-            r.ticks as f64 / r.produce_secs,
+            r.tick_secs * 1e6 / r.ticks as f64,
             s.persisted_ticks as f64 / r.total_secs,
             s.writes,
             s.coalesced_ticks,
@@ -460,17 +548,13 @@ fn writer_throughput(settings: &Settings, def: &WorldDef, data: &TempDir, redis:
     }
     println!();
     println!(
-        "(room ticks/s: ticks over the time spent ticking; persisted ticks/s: persisted \
-         ticks over the time from the first tick until the writer had written them all)"
+        "(persisted ticks/s: persisted ticks over the time from the first tick until the \
+         writer had written them all; mean write: encoding + store round trip)"
     );
     println!();
 }
 
-fn tick_thread_costs(c: &mut Criterion, settings: &Settings, def: &WorldDef) {
-    let mut room = serving_room(def);
-    for _ in 0..settings.criterion_warmup {
-        serve_tick(&mut room);
-    }
+fn tick_thread_costs(c: &mut Criterion, def: &WorldDef, room: &mut Room) {
     let tick = room.tick_count();
     let changes = room
         .world()
@@ -489,19 +573,26 @@ fn tick_thread_costs(c: &mut Criterion, settings: &Settings, def: &WorldDef) {
         changes: changes.clone(),
     })
     .len();
+    let snapshot_bytes = records::encode(&SnapshotRecordRef {
+        from: changes.tick,
+        full: &changes,
+    })
+    .len();
     println!(
-        "tick {tick}: {} entities in the whole state ({state_bytes} bytes encoded); \
-         the tick's full change set has {} entries ({ops_bytes} bytes encoded as an ops record)",
+        "tick {tick}: {} entities in the whole state ({state_bytes} bytes encoded); the tick's \
+         full change set has {} entries ({ops_bytes} bytes as an ops record, {snapshot_bytes} \
+         bytes as a snapshot record)",
         state.entities.len(),
         changes.len(),
     );
+    println!();
 
     let mut group = c.benchmark_group("persist_tick_thread");
     group.sample_size(30);
     group.bench_function("sim_state_capture_10k", |b| {
         b.iter(|| black_box(SimState::capture(room.world_mut(), tick)));
     });
-    group.bench_function("full_change_set_clone", |b| {
+    group.bench_function("full_change_set_clone_no_longer_paid", |b| {
         let server = room.world().resource::<ReplicationServer>();
         b.iter(|| black_box(server.full_change_set().clone()));
     });
@@ -509,20 +600,9 @@ fn tick_thread_costs(c: &mut Criterion, settings: &Settings, def: &WorldDef) {
 
     // What the writer thread spends per write (it shares the 2 cores).
     let mut group = c.benchmark_group("persist_writer_thread");
-    group.sample_size(20);
+    group.sample_size(10);
     group.bench_function("encode_ops_and_snapshot_records", |b| {
-        b.iter(|| {
-            let ops = records::encode(&OpsRecord {
-                inputs: Vec::new(),
-                changes: changes.clone(),
-            });
-            let snapshot = records::encode(&SnapshotRecord {
-                from: changes.tick,
-                visible: records::visible_cast(&changes, &[]),
-                full: changes.clone(),
-            });
-            black_box((ops, snapshot))
-        });
+        b.iter(|| black_box(encode_tick(&changes)));
     });
     group.bench_function("encode_state_record_10k", |b| {
         b.iter(|| {

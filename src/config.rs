@@ -51,7 +51,7 @@ impl Default for ServerConfig {
             store: None,
             snapshot_ttl_secs: 600,
             archive_interval: 100,
-            ops_max_len: 10_000,
+            ops_max_len: 1_000,
         }
     }
 }

@@ -28,8 +28,9 @@ pub(crate) struct TickJob {
     pub tick: u64,
     /// The inputs of each covered tick that had any.
     pub inputs: Vec<(u64, Vec<SimInput>)>,
-    /// The covered ticks' replicated changes, composed.
-    pub changes: FullChangeSet,
+    /// The covered ticks' replicated changes, composed (shared with the
+    /// replication server for the tick it was made in: never copied there).
+    pub changes: Arc<FullChangeSet>,
     /// A captured whole state to archive (its own tick is `state.tick`).
     pub state: Option<Archive>,
     /// The state starts a new lineage: stored ops are dropped first.
@@ -44,7 +45,7 @@ impl TickJob {
         world: &str,
         tick: u64,
         inputs: Vec<SimInput>,
-        changes: FullChangeSet,
+        changes: Arc<FullChangeSet>,
         state: Option<Archive>,
     ) -> Self {
         Self {
@@ -71,10 +72,10 @@ impl TickJob {
             from: tick + 1,
             tick,
             inputs: Vec::new(),
-            changes: FullChangeSet {
+            changes: Arc::new(FullChangeSet {
                 tick,
                 ..FullChangeSet::default()
-            },
+            }),
             state: Some(state),
             reset,
             gap: false,
@@ -114,7 +115,9 @@ impl TickJob {
         }
         self.tick = next.tick;
         self.inputs.extend(next.inputs);
-        self.changes.compose(next.changes);
+        // Copies only if the replication server still shares the set (a
+        // job held by a room whose queue is full).
+        Arc::make_mut(&mut self.changes).compose(Arc::unwrap_or_clone(next.changes));
         if next.state.is_some() {
             self.state = next.state;
         }
@@ -126,7 +129,7 @@ impl TickJob {
         let dropped = if self.has_ops() { self.ticks() } else { 0 };
         self.gap = true;
         self.inputs.clear();
-        self.changes = FullChangeSet::default();
+        self.changes = Arc::default();
         self.state = None;
         dropped
     }

@@ -4,7 +4,7 @@
 //! | record | key | content |
 //! |---|---|---|
 //! | [`OpsRecord`] | `room:{w}:ops` entry | the inputs of each covered tick, and their composed change set |
-//! | [`SnapshotRecord`] | `snapshot:{w}:<tick>` | the full cast and the world-visible cast of the tick(s) |
+//! | [`SnapshotRecord`] | `snapshot:{w}:<tick>` | the full cast of the tick(s); the world-visible cast derives from it |
 //! | [`StateRecord`] | `full_state:{w}` `data` | the whole [`SimState`], its state hash and world definition |
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
@@ -42,16 +42,23 @@ pub struct OpsRecord {
 }
 
 /// The per-tick snapshot: the full cast (every replicated field change, old →
-/// new) and the world-visible cast (what a client seeing the whole room would
-/// be told: public components only, values without their old ones).
+/// new). The world-visible cast (what a client seeing the whole room is told:
+/// public components, values without their old ones) is a pure function of
+/// it, [`SnapshotRecord::visible`], derived when read rather than stored
+/// twice.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SnapshotRecord {
-    /// The first tick covered (equal to `changes.tick` unless coalesced).
+    /// The first tick covered (equal to `full.tick` unless coalesced).
     pub from: u64,
     /// The full change set.
     pub full: FullChangeSet,
-    /// The world-visible limited change set.
-    pub visible: FullChangeSet,
+}
+
+impl SnapshotRecord {
+    /// The world-visible cast, leaving out the `private` components.
+    pub fn visible(&self, private: &[String]) -> FullChangeSet {
+        visible_cast(&self.full, private)
+    }
 }
 
 /// The archived whole state of a room.
@@ -83,6 +90,35 @@ pub enum RecordError {
     /// Bytes are left after the record.
     #[error("{0} trailing bytes after the record")]
     Trailing(usize),
+}
+
+/// [`OpsRecord`] by reference: the same bytes without copying the change set.
+#[derive(serde::Serialize)]
+pub struct OpsRecordRef<'a> {
+    /// See [`OpsRecord::inputs`].
+    pub inputs: &'a [(u64, Vec<SimInput>)],
+    /// See [`OpsRecord::changes`].
+    pub changes: &'a FullChangeSet,
+}
+
+/// [`SnapshotRecord`] by reference.
+#[derive(serde::Serialize)]
+pub struct SnapshotRecordRef<'a> {
+    /// See [`SnapshotRecord::from`].
+    pub from: u64,
+    /// See [`SnapshotRecord::full`].
+    pub full: &'a FullChangeSet,
+}
+
+/// [`StateRecord`] by reference.
+#[derive(serde::Serialize)]
+pub struct StateRecordRef<'a> {
+    /// See [`StateRecord::hash`].
+    pub hash: u64,
+    /// See [`StateRecord::state`].
+    pub state: &'a SimState,
+    /// See [`StateRecord::def`].
+    pub def: &'a WorldDef,
 }
 
 /// Encodes a record: the format byte, then bincode.

@@ -123,10 +123,10 @@ pub fn detach(room: &mut Room) {
 fn persist_tick(world: &mut World) {
     let tick = world.resource::<Tick>().get();
     let inputs = world.resource_mut::<InputJournal>().drain();
+    // Shared, not copied: the tick thread pays a reference count.
     let changes = world
         .resource::<ReplicationServer>()
-        .full_change_set()
-        .clone();
+        .shared_full_change_set();
     let (archive_due, def) = {
         let sink = world.resource::<PersistSink>();
         let due = tick.is_multiple_of(sink.archive_interval)

@@ -22,7 +22,7 @@ use kasagi_replication::FullChangeSet;
 use kasagi_store::{FullState, OpsEntry, SnapshotStore, StoreError, TickWrite};
 
 use super::job::TickJob;
-use super::records::{self, OpsRecord, SnapshotRecord, StateRecord};
+use super::records::{self, OpsRecordRef, SnapshotRecord, SnapshotRecordRef, StateRecordRef};
 use super::stats::PersistStats;
 use super::{Loaded, PersistConfig};
 
@@ -332,7 +332,11 @@ impl Writer {
                         key: kasagi_store::snapshot_key(world, tick),
                         reason: e.to_string(),
                     })?;
-                Ok((tick, record.from, record.visible))
+                Ok((
+                    tick,
+                    record.from,
+                    record.visible(&self.config.private_components),
+                ))
             })
             .collect()
     }
@@ -369,9 +373,9 @@ impl Writer {
                     }
                 }
             }
-            let started = Instant::now();
             let write = self.encode(job);
             let now_ms = unix_ms();
+            let started = Instant::now();
             match self.store.write(&write, now_ms) {
                 Ok(()) => {
                     let job = self.pending.remove(&world).expect("present");
@@ -435,15 +439,14 @@ impl Writer {
             let ops = OpsEntry {
                 from: job.from,
                 tick: job.tick,
-                data: records::encode(&OpsRecord {
-                    inputs: job.inputs.clone(),
-                    changes: job.changes.clone(),
+                data: records::encode(&OpsRecordRef {
+                    inputs: &job.inputs,
+                    changes: &job.changes,
                 }),
             };
-            let snapshot = records::encode(&SnapshotRecord {
+            let snapshot = records::encode(&SnapshotRecordRef {
                 from: job.from,
-                visible: records::visible_cast(&job.changes, &self.config.private_components),
-                full: job.changes.clone(),
+                full: &job.changes,
             });
             (Some(ops), Some(snapshot))
         } else {
@@ -453,10 +456,10 @@ impl Writer {
             tick: archive.state.tick,
             seq: self.seq.get(&job.world).map_or(1, |s| s + 1),
             ts: unix_ms(),
-            data: records::encode(&StateRecord {
+            data: records::encode(&StateRecordRef {
                 hash: archive.state.hash(),
-                state: archive.state.clone(),
-                def: (*archive.def).clone(),
+                state: &archive.state,
+                def: archive.def.as_ref(),
             }),
         });
         TickWrite {

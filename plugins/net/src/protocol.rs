@@ -96,8 +96,10 @@ pub enum ClientMessage {
     },
 }
 
-/// The most ticks one [`ClientMessage::FetchHistory`] answers with.
-pub const MAX_HISTORY_TICKS: u64 = 300;
+/// The most ticks one [`ClientMessage::FetchHistory`] answers with (three
+/// seconds at 30 Hz): the server reads them on its persistence writer's
+/// thread, so one request must not hold up writing for long.
+pub const MAX_HISTORY_TICKS: u64 = 90;
 
 /// One persisted tick in a [`ServerMessage::History`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -89,7 +89,7 @@ pub struct ReplicationServer {
     pub(crate) history: History,
     pub(crate) clients: BTreeMap<ClientId, ClientState>,
     pub(crate) scratch: TickScratch,
-    pub(crate) change_set: FullChangeSet,
+    pub(crate) change_set: std::sync::Arc<FullChangeSet>,
     pub(crate) outbox: HashMap<ClientId, Vec<Vec<u8>>>,
     next_stagger: u32,
 }
@@ -209,6 +209,12 @@ impl ReplicationServer {
     /// Everything that changed in the last tick.
     pub fn full_change_set(&self) -> &FullChangeSet {
         &self.change_set
+    }
+
+    /// The last tick's full change set, shared rather than copied: a
+    /// background consumer (persistence) can hold it while the next tick runs.
+    pub fn shared_full_change_set(&self) -> std::sync::Arc<FullChangeSet> {
+        self.change_set.clone()
     }
 
     /// Counters for `client`.

@@ -111,7 +111,10 @@ pub struct Retention {
     /// than this many of the newest (unless fewer were written since the last
     /// `reset_ops`), and a bounded amount more (the embedded store keeps at
     /// most 10 % more; Redis trims whole stream nodes, 100 entries each by
-    /// default). The oldest go first.
+    /// default). The oldest go first. The default, 1,000 (33 s at 30 Hz, ten
+    /// archive intervals), is what recovery needs many times over; each entry
+    /// holds a tick's full change set, hundreds of kilobytes for a busy
+    /// 10k-entity room.
     pub ops_max_len: u64,
 }
 
@@ -119,7 +122,7 @@ impl Default for Retention {
     fn default() -> Self {
         Self {
             snapshot_ttl_secs: 600,
-            ops_max_len: 10_000,
+            ops_max_len: 1_000,
         }
     }
 }

@@ -343,17 +343,19 @@ pub(crate) fn finish_tick(
             .created
             .push(EntitySnapshot { id, components });
     }
-    server.change_set.tick = tick;
-    server.change_set.kinds.clear();
+    // A fresh set each tick: whoever still holds last tick's (the
+    // persistence writer) keeps it without a copy.
+    let mut set = crate::change_set::FullChangeSet {
+        tick,
+        ..Default::default()
+    };
     for (i, changes) in server.scratch.kinds.iter_mut().enumerate() {
         if !changes.is_empty() {
             let name = registry.kind_name(KindId(i as u16)).to_string();
-            server
-                .change_set
-                .kinds
-                .insert(name, std::mem::take(changes));
+            set.kinds.insert(name, std::mem::take(changes));
         }
     }
+    server.change_set = std::sync::Arc::new(set);
     let changed = server.scratch.changed.iter().map(|(id, mask)| (*id, *mask));
     server
         .history
