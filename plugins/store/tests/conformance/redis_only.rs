@@ -216,7 +216,11 @@ fn garbled_data_is_corrupt_not_a_panic() {
 #[test]
 fn ops_after_pages_through_long_streams() {
     let server = redis();
-    let mut store = RedisStore::connect(&server.url(), Retention::default()).unwrap();
+    let retention = Retention {
+        ops_max_len: 10_000,
+        ..Retention::default()
+    };
+    let mut store = RedisStore::connect(&server.url(), retention).unwrap();
     for t in 1..=2_500 {
         store.write(&tick_write("village", t, false), NOW).unwrap();
     }
