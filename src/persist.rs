@@ -4,8 +4,8 @@
 //!
 //! - [`sink`]: the Persist-stage system that hands each tick to the writer
 //!   without ever blocking.
-//! - [`writer`]: the background thread that owns the store, coalesces and
-//!   retries.
+//! - [`PersistService`] / [`PersistHandle`]: the writer as rooms see it; the
+//!   background thread behind it owns the store, coalesces and retries.
 //! - [`records`]: what the stored bytes are.
 //! - [`recovery`]: whole state + replayed ops → a live room again.
 //!
@@ -19,9 +19,10 @@
 
 pub mod records;
 pub mod recovery;
+mod service;
 pub mod sink;
 mod stats;
-pub mod writer;
+mod writer;
 
 mod job;
 
@@ -29,9 +30,9 @@ pub use kasagi_store::{
     EmbeddedStore, FullState, OpsEntry, Retention, SnapshotStore, StoreError, open_store,
 };
 pub use recovery::{Recovery, RecoveryError, recover};
+pub use service::{HistoryReply, PersistHandle, PersistService};
 pub use sink::{PersistPlugin, PersistSink, Start, archive_now, attach, detach};
 pub use stats::{PersistSnapshot, PersistStats};
-pub use writer::{PersistHandle, PersistService};
 
 use std::time::Duration;
 

@@ -9,11 +9,12 @@
 mod commands;
 mod network;
 mod rate_limit;
+mod room_store;
 mod room_worker;
 
 pub use network::{GameServer, ServeOptions, ServerStatus};
 pub use rate_limit::{RateLimiter, RateLimits, Verdict};
-pub use room_worker::build as build_room;
+pub use room_store::build as build_room;
 
 use kasagi_net::keys::Role;
 use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};

@@ -12,8 +12,9 @@ use bevy_ecs::prelude::*;
 use crossbeam_channel::TrySendError;
 use kasagi_replication::ReplicationServer;
 
+use super::PersistHandle;
 use super::job::{Archive, TickJob};
-use super::writer::{Job, PersistHandle};
+use super::writer::Job;
 use crate::room::{Room, RoomSchedule, Tick, TickSet};
 use crate::sim::input::InputJournal;
 use crate::sim::{SimState, WorldDef};

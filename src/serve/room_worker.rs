@@ -5,22 +5,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use glam::Vec2;
-use kasagi_net::protocol::{
-    ClientMessage, ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage, SessionToken,
-};
-use kasagi_replication::codec::{encode_component, is_full_state};
-use kasagi_replication::{ClientId, NetId, ReplicationConfig, ReplicationServer, View};
+use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
+use kasagi_replication::codec::is_full_state;
+use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
 
 use super::commands::Commands;
+use super::room_store;
 use super::{FromRoom, ToRoom};
-use crate::persist::writer::HistoryReply;
-use crate::persist::{self, PersistHandle, PersistPlugin, Start};
-use crate::replication::VillageReplicationPlugin;
+use crate::persist::{self, PersistHandle};
 use crate::room::Room;
 use crate::sim::input::{Applied, SimInput, apply_input};
-use crate::sim::{
-    Player, PlayerAction, PlayerInput, SimId, SimParams, SimState, VillagePlugin, WorldDef,
-};
+use crate::sim::{Player, PlayerAction, PlayerInput, SimId, SimParams, WorldDef};
 use kasagi_net::keys::Role;
 
 /// A client's avatar in the room.
@@ -70,7 +65,7 @@ pub(crate) struct RoomSettings {
 /// Runs a room until it is shut down or has been empty for the grace period.
 pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<FromRoom>) {
     let name = settings.def.name.clone();
-    let Some(mut room) = open(&settings, &out) else {
+    let Some(mut room) = room_store::open(&settings, &out) else {
         // Whoever is already waiting to join hears why, rather than nothing.
         for msg in inbox.try_iter() {
             if let ToRoom::Join { client, .. } = msg {
@@ -131,87 +126,6 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             }
         } else {
             empty_since = None;
-        }
-    }
-}
-
-/// A room as the server runs it (village, replication, persistence), new or
-/// resuming `from`. Tools that rebuild rooms from the store use it too, so a
-/// replayed room runs exactly the systems the live one ran.
-pub fn build(def: WorldDef, from: Option<SimState>) -> Room {
-    let mut room = Room::new();
-    let config = ReplicationConfig {
-        // Full states travel on a reliable channel: no resends, and big parts.
-        full_state_resend_ticks: None,
-        full_state_mtu: 32 * 1024,
-        mtu: 1_100,
-        ..ReplicationConfig::default()
-    };
-    let village = match from {
-        Some(state) => VillagePlugin::restored(def, state),
-        None => VillagePlugin::new(def),
-    };
-    room.app_mut()
-        .add_plugins((village, VillageReplicationPlugin { config }, PersistPlugin));
-    room
-}
-
-/// The room at its last persisted tick, or a new one; `None` if the store
-/// holds a state that cannot be read (serving a fresh world over it would
-/// destroy it).
-fn open(settings: &RoomSettings, out: &Sender<FromRoom>) -> Option<Room> {
-    let name = &settings.def.name;
-    let Some(handle) = &settings.persist else {
-        return (!settings.resume_only).then(|| build(settings.def.clone(), None));
-    };
-    let loaded = match handle.load(name) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            tracing::error!(room = name, "cannot read the room's persisted state: {e}");
-            return None;
-        }
-    };
-    let Some(loaded) = loaded else {
-        if settings.resume_only {
-            return None;
-        }
-        let mut room = build(settings.def.clone(), None);
-        persist::attach(
-            &mut room,
-            name,
-            settings.def.clone(),
-            handle.clone(),
-            Start::NewLineage,
-        );
-        return Some(room);
-    };
-    match persist::recover(loaded, |def, state| build(def, Some(state))) {
-        Ok((mut room, def, report)) => {
-            if report.is_exact() {
-                tracing::info!(
-                    room = name,
-                    tick = report.tick,
-                    replayed = report.replayed_ticks,
-                    "room recovered"
-                );
-            } else {
-                tracing::warn!(room = name, ?report, "room recovered, but not exactly");
-            }
-            let start = if report.is_exact() {
-                Start::Continue
-            } else {
-                Start::NewLineage
-            };
-            persist::attach(&mut room, name, def, handle.clone(), start);
-            let _ = out.send(FromRoom::Recovered {
-                room: name.clone(),
-                report,
-            });
-            Some(room)
-        }
-        Err(e) => {
-            tracing::error!(room = name, "cannot recover the room: {e}");
-            None
         }
     }
 }
@@ -333,55 +247,12 @@ fn handle(
                     send(out, client, answer);
                 }
                 ClientMessage::FetchHistory { from, to } => {
-                    history(settings, out, client, from, to);
+                    room_store::history(settings, out, client, from, to);
                 }
                 ClientMessage::Join { .. } | ClientMessage::Leave => {}
             }
         }
         ToRoom::Shutdown => {}
-    }
-}
-
-/// Answers a history request from the store, off the room thread.
-fn history(settings: &RoomSettings, out: &Sender<FromRoom>, client: u64, from: u64, to: u64) {
-    let refuse = |message: &str| {
-        send(
-            out,
-            client,
-            ServerMessage::Error {
-                code: ErrorCode::RoomUnavailable,
-                message: message.to_string(),
-            },
-        );
-    };
-    let Some(handle) = &settings.persist else {
-        return refuse("this server does not persist rooms");
-    };
-    let to = to.min(from.saturating_add(MAX_HISTORY_TICKS - 1));
-    let reply_to = out.clone();
-    let reply: HistoryReply = Box::new(move |result| {
-        let message = match result {
-            Ok(casts) => ServerMessage::History {
-                from,
-                to,
-                ticks: casts
-                    .into_iter()
-                    .map(|(tick, from, cast)| HistoryTick {
-                        tick,
-                        from,
-                        changes: encode_component(&cast),
-                    })
-                    .collect(),
-            },
-            Err(e) => ServerMessage::Error {
-                code: ErrorCode::RoomUnavailable,
-                message: format!("history unavailable: {e}"),
-            },
-        };
-        send(&reply_to, client, message);
-    });
-    if !handle.history(&settings.def.name, from, to, reply) {
-        refuse("the store is busy; try again");
     }
 }
 
@@ -512,7 +383,7 @@ fn joined(room: &Room, settings: &RoomSettings, member: Member) -> ServerMessage
     }
 }
 
-fn send(out: &Sender<FromRoom>, client: u64, message: ServerMessage) {
+pub(super) fn send(out: &Sender<FromRoom>, client: u64, message: ServerMessage) {
     let _ = out.send(FromRoom::Send { client, message });
 }
 
