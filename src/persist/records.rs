@@ -16,8 +16,12 @@ use thiserror::Error;
 use crate::sim::input::SimInput;
 use crate::sim::{SimState, WorldDef};
 
-/// The record format this build writes and reads (the first byte of every record).
-pub const FORMAT_VERSION: u8 = 1;
+/// The record format this build writes and reads (the first byte of every
+/// record). Format 2: the format byte, then LZ4 (block format, uncompressed
+/// size prepended) of the bincode encoding. A tick's change set repeats its
+/// field paths thousands of times, so it compresses well, and the writer has
+/// the time (the tick thread never sees this).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// The largest record this build decodes: bounds the allocation a corrupt or
 /// hostile length prefix can cause.
@@ -87,6 +91,12 @@ pub enum RecordError {
     /// The bytes do not decode.
     #[error("undecodable record: {0}")]
     Decode(#[from] bincode::error::DecodeError),
+    /// The compressed body is damaged.
+    #[error("undecompressable record: {0}")]
+    Compression(String),
+    /// The record claims to be larger than this build reads.
+    #[error("record of {0} bytes exceeds the {MAX_RECORD_BYTES}-byte limit")]
+    TooLarge(usize),
     /// Bytes are left after the record.
     #[error("{0} trailing bytes after the record")]
     Trailing(usize),
@@ -121,23 +131,35 @@ pub struct StateRecordRef<'a> {
     pub def: &'a WorldDef,
 }
 
-/// Encodes a record: the format byte, then bincode.
+/// Encodes a record: the format byte, then the compressed bincode.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
     // Encoding our own in-memory records into a Vec cannot fail.
-    bincode::serde::encode_into_std_write(record, &mut out, config())
-        .expect("records encode into a Vec");
+    let plain = bincode::serde::encode_to_vec(record, config()).expect("records encode into a Vec");
+    let mut out = Vec::with_capacity(1 + plain.len() / 3);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(&plain));
     out
 }
 
-/// Decodes a record written by [`encode`], with every length bounded.
+/// Decodes a record written by [`encode`], with every length bounded: the
+/// stated uncompressed size before anything is allocated, then every length
+/// inside the record.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RecordError> {
     let (&version, body) = bytes.split_first().ok_or(RecordError::Empty)?;
     if version != FORMAT_VERSION {
         return Err(RecordError::Version { found: version });
     }
-    let (value, used) = bincode::serde::decode_from_slice(body, config())?;
-    match body.len() - used {
+    let size = body
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| RecordError::Compression("missing size".into()))?;
+    if size > MAX_RECORD_BYTES {
+        return Err(RecordError::TooLarge(size));
+    }
+    let plain = lz4_flex::block::decompress_size_prepended(body)
+        .map_err(|e| RecordError::Compression(e.to_string()))?;
+    let (value, used) = bincode::serde::decode_from_slice(&plain, config())?;
+    match plain.len() - used {
         0 => Ok(value),
         n => Err(RecordError::Trailing(n)),
     }
@@ -179,23 +201,18 @@ mod tests {
         ));
         let mut long = bytes.clone();
         long.push(0);
+        assert!(decode::<OpsRecord>(&long).is_err(), "trailing garbage");
+        // A huge stated size is refused, not allocated.
+        let hostile = [FORMAT_VERSION, 0xff, 0xff, 0xff, 0x7f, 0, 0];
         assert!(matches!(
-            decode::<OpsRecord>(&long),
-            Err(RecordError::Trailing(1))
+            decode::<OpsRecord>(&hostile),
+            Err(RecordError::TooLarge(_))
         ));
-        // A huge length prefix is refused, not allocated.
-        let hostile = [
-            FORMAT_VERSION,
-            251,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0x7f,
-        ];
-        assert!(decode::<OpsRecord>(&hostile).is_err());
+        // Damaged compressed bytes are an error, not a panic.
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        damaged.truncate(last - 1);
+        assert!(decode::<OpsRecord>(&damaged).is_err());
     }
 }
