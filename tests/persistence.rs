@@ -3,11 +3,13 @@
 
 mod common;
 
+use common::{persisted_village, recover_village};
+
 use std::time::Duration;
 
 use glam::Vec2;
 use kasagi::persist::{
-    self, EmbeddedStore, PersistConfig, PersistService, Recovery, Retention, SnapshotStore, Start,
+    self, EmbeddedStore, PersistConfig, PersistService, Retention, SnapshotStore, Start,
 };
 use kasagi::room::Room;
 use kasagi::serve::build_room;
@@ -75,14 +77,6 @@ fn embedded(dir: &std::path::Path) -> Box<dyn SnapshotStore> {
     Box::new(EmbeddedStore::open(dir.join("kasagi.redb"), Retention::default()).unwrap())
 }
 
-fn recover_from(store: Box<dyn SnapshotStore>, world: &str) -> (Room, Recovery) {
-    let service = PersistService::start(store, PersistConfig::default());
-    let loaded = service.handle().load(world).unwrap().expect("persisted");
-    let (room, _, report) =
-        persist::recover(loaded, |def, state| build_room(def, Some(state))).unwrap();
-    (room, report)
-}
-
 fn world() -> WorldDef {
     let mut def = common::small_world(11);
     def.name = "village".into();
@@ -93,19 +87,11 @@ fn world() -> WorldDef {
 fn a_recovered_room_is_the_live_room_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let def = world();
-    let mut live = build_room(def.clone(), None);
     let config = PersistConfig {
         archive_interval: 50,
         ..PersistConfig::default()
     };
-    let service = PersistService::start(embedded(dir.path()), config);
-    persist::attach(
-        &mut live,
-        "village",
-        def,
-        service.handle(),
-        Start::NewLineage,
-    );
+    let (service, mut live) = persisted_village(&def, embedded(dir.path()), config);
     // Waiting for the writer after every tick makes every tick its own write,
     // as in a room that ticks slower than its store writes.
     let handle = service.handle();
@@ -122,7 +108,7 @@ fn a_recovered_room_is_the_live_room_bit_for_bit() {
     assert_eq!(stats.full_states, 3, "{stats:?}");
     drop(service);
 
-    let (mut recovered, report) = recover_from(embedded(dir.path()), "village");
+    let (mut recovered, report) = recover_village(embedded(dir.path()));
     assert!(report.is_exact(), "{report:?}");
     assert_eq!(report.full_state_tick, 100);
     assert_eq!(report.tick, 137);
@@ -150,15 +136,7 @@ fn ticks_faster_than_the_store_coalesce_and_still_recover_exactly() {
         queue_capacity: 1,
         ..PersistConfig::default()
     };
-    let service = PersistService::start(embedded(dir.path()), config);
-    let mut live = build_room(def.clone(), None);
-    persist::attach(
-        &mut live,
-        "village",
-        def,
-        service.handle(),
-        Start::NewLineage,
-    );
+    let (service, mut live) = persisted_village(&def, embedded(dir.path()), config);
     let hashes = drive(&mut live, 300);
     persist::detach(&mut live);
     assert!(service.handle().flush(Duration::from_secs(30)));
@@ -168,7 +146,7 @@ fn ticks_faster_than_the_store_coalesce_and_still_recover_exactly() {
     assert!(stats.writes < 300, "{stats:?}");
     drop(service);
 
-    let (_, report) = recover_from(embedded(dir.path()), "village");
+    let (_, report) = recover_village(embedded(dir.path()));
     assert!(report.is_exact(), "{report:?}");
     assert_eq!(report.tick, 300);
     assert_eq!(report.state_hash, hashes.last().unwrap().1);
@@ -211,7 +189,7 @@ fn a_room_without_a_store_entry_starts_fresh_and_continues_after_recovery() {
         assert!(service.handle().flush(Duration::from_secs(30)));
         hashes.last().unwrap().1
     };
-    let (_, report) = recover_from(embedded(dir.path()), "village");
+    let (_, report) = recover_village(embedded(dir.path()));
     assert_eq!((report.tick, report.full_state_tick), (60, 30));
     assert_eq!(report.state_hash, expected);
     assert!(report.is_exact(), "{report:?}");
@@ -223,15 +201,8 @@ fn a_stored_state_that_does_not_match_its_hash_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let def = world();
     {
-        let service = PersistService::start(embedded(dir.path()), PersistConfig::default());
-        let mut room = build_room(def.clone(), None);
-        persist::attach(
-            &mut room,
-            "village",
-            def,
-            service.handle(),
-            Start::NewLineage,
-        );
+        let (service, mut room) =
+            persisted_village(&def, embedded(dir.path()), PersistConfig::default());
         drive(&mut room, 5);
         assert!(service.handle().flush(Duration::from_secs(30)));
     }

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use glam::Vec2;
 use kasagi::persist::{
-    self, PersistConfig, PersistService, PersistSnapshot, Retention, Start, open_store,
+    self, PersistConfig, PersistService, PersistSnapshot, Retention, open_store,
 };
 use kasagi::room::Room;
-use kasagi::serve::build_room;
 use kasagi::sim::input::{SimInput, apply_input};
 use kasagi::sim::{PlayerInput, WorldDef, state_hash};
 use kasagi_store::testing::RedisServer;
@@ -62,16 +61,7 @@ fn start(redis: &RedisServer) -> (PersistService, Paced) {
         archive_interval: 30,
         ..PersistConfig::default()
     };
-    let service = PersistService::start(store, config);
-    let def = world();
-    let mut room = build_room(def.clone(), None);
-    persist::attach(
-        &mut room,
-        "village",
-        def,
-        service.handle(),
-        Start::NewLineage,
-    );
+    let (service, room) = common::persisted_village(&world(), store, config);
     (
         service,
         Paced {
@@ -84,14 +74,7 @@ fn start(redis: &RedisServer) -> (PersistService, Paced) {
 /// Rebuilds the room from Redis and checks it is the live room.
 fn assert_store_matches(redis: &RedisServer, live: &mut Room, stats: PersistSnapshot) {
     let store = open_store(&redis.url(), Retention::default()).unwrap();
-    let service = PersistService::start(store, PersistConfig::default());
-    let loaded = service
-        .handle()
-        .load("village")
-        .unwrap()
-        .expect("persisted");
-    let (_, _, report) =
-        persist::recover(loaded, |def, state| build_room(def, Some(state))).unwrap();
+    let (_, report) = common::recover_village(store);
     assert!(report.is_exact(), "{report:?} {stats:?}");
     assert_eq!(report.tick, live.tick_count(), "{stats:?}");
     assert_eq!(report.state_hash, state_hash(live.world_mut()));

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use kasagi::persist::{self, PersistConfig, PersistService, Recovery, SnapshotStore, Start};
 use kasagi::room::{Pace, Room, TickDriver};
+use kasagi::serve::build_room;
 use kasagi::sim::{MapDef, Population, ScriptedPlayers, Tuning, VillagePlugin, WorldDef};
 
 /// A small village that ticks fast even in debug builds.
@@ -35,4 +37,36 @@ pub fn village_room(def: &WorldDef) -> Room {
 /// Runs `ticks` ticks as fast as possible.
 pub fn run(room: &mut Room, ticks: u64) {
     TickDriver::new(Pace::AsFastAsPossible).run(room, ticks, |_, _| {});
+}
+
+/// A served room of `def` named `village`, persisted from its first tick
+/// through a writer over `store`.
+pub fn persisted_village(
+    def: &WorldDef,
+    store: Box<dyn SnapshotStore>,
+    config: PersistConfig,
+) -> (PersistService, Room) {
+    let service = PersistService::start(store, config);
+    let mut room = build_room(def.clone(), None);
+    persist::attach(
+        &mut room,
+        "village",
+        def.clone(),
+        service.handle(),
+        Start::NewLineage,
+    );
+    (service, room)
+}
+
+/// Rebuilds the room `village` from `store`, as a restarted server would.
+pub fn recover_village(store: Box<dyn SnapshotStore>) -> (Room, Recovery) {
+    let service = PersistService::start(store, PersistConfig::default());
+    let loaded = service
+        .handle()
+        .load("village")
+        .unwrap()
+        .expect("persisted");
+    let (room, _, report) =
+        persist::recover(loaded, |def, state| build_room(def, Some(state))).unwrap();
+    (room, report)
 }
