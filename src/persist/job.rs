@@ -28,9 +28,12 @@ pub(crate) struct TickJob {
     pub tick: u64,
     /// The inputs of each covered tick that had any.
     pub inputs: Vec<(u64, Vec<SimInput>)>,
-    /// The covered ticks' replicated changes, composed (shared with the
-    /// replication server for the tick it was made in: never copied there).
-    pub changes: Arc<FullChangeSet>,
+    /// The covered ticks' replicated changes, one per tick or already
+    /// composed, oldest first. Folding jobs only appends (the tick thread
+    /// never copies or composes a change set: each is shared with the
+    /// replication server that made it); the writer composes them with
+    /// [`TickJob::compact`] right before encoding.
+    pub changes: Vec<Arc<FullChangeSet>>,
     /// A captured whole state to archive (its own tick is `state.tick`).
     pub state: Option<Archive>,
     /// The state starts a new lineage: stored ops are dropped first.
@@ -57,7 +60,7 @@ impl TickJob {
             } else {
                 vec![(tick, inputs)]
             },
-            changes,
+            changes: vec![changes],
             state,
             reset: false,
             gap: false,
@@ -72,10 +75,7 @@ impl TickJob {
             from: tick + 1,
             tick,
             inputs: Vec::new(),
-            changes: Arc::new(FullChangeSet {
-                tick,
-                ..FullChangeSet::default()
-            }),
+            changes: Vec::new(),
             state: Some(state),
             reset,
             gap: false,
@@ -115,12 +115,32 @@ impl TickJob {
         }
         self.tick = next.tick;
         self.inputs.extend(next.inputs);
-        // Copies only if the replication server still shares the set (a
-        // job held by a room whose queue is full).
-        Arc::make_mut(&mut self.changes).compose(Arc::unwrap_or_clone(next.changes));
+        self.changes.extend(next.changes);
         if next.state.is_some() {
             self.state = next.state;
         }
+    }
+
+    /// Composes the change sets into one (on the writer thread). Sets the
+    /// replication server no longer holds are composed in place; only one it
+    /// still shares (the newest tick's) is copied.
+    pub fn compact(&mut self) {
+        if self.changes.len() < 2 {
+            return;
+        }
+        let mut sets = std::mem::take(&mut self.changes).into_iter();
+        let mut composed = sets.next().map(Arc::unwrap_or_clone).unwrap_or_default();
+        for next in sets {
+            composed.compose(Arc::unwrap_or_clone(next));
+        }
+        self.changes.push(Arc::new(composed));
+    }
+
+    /// The composed change set, if the job covers ticks. Call
+    /// [`TickJob::compact`] first.
+    pub fn composed(&self) -> Option<&FullChangeSet> {
+        debug_assert!(self.changes.len() <= 1, "compact first");
+        self.changes.last().map(|set| &**set)
     }
 
     /// Drops the covered ticks (the writer is past its memory bound): nothing
@@ -129,14 +149,14 @@ impl TickJob {
         let dropped = if self.has_ops() { self.ticks() } else { 0 };
         self.gap = true;
         self.inputs.clear();
-        self.changes = Arc::default();
+        self.changes.clear();
         self.state = None;
         dropped
     }
 
     /// A rough size in bytes, for the writer's memory bound.
     pub fn approx_bytes(&self) -> usize {
-        let changes = self.changes.len() * 48;
+        let changes: usize = self.changes.iter().map(|c| c.len() * 48).sum();
         let inputs: usize = self.inputs.iter().map(|(_, i)| 16 + i.len() * 24).sum();
         let state = self
             .state

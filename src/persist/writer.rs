@@ -263,7 +263,11 @@ impl Writer {
                     }
                 }
             }
-            let write = self.encode(job);
+            let Some(job) = self.pending.get_mut(&world) else {
+                continue;
+            };
+            job.compact();
+            let write = self.encode(&self.pending[&world]);
             let now_ms = unix_ms();
             let started = Instant::now();
             match self.store.write(&write, now_ms) {
@@ -325,22 +329,23 @@ impl Writer {
     }
 
     fn encode(&self, job: &TickJob) -> TickWrite {
-        let (ops, snapshot) = if job.has_ops() {
-            let ops = OpsEntry {
-                from: job.from,
-                tick: job.tick,
-                data: records::encode(&OpsRecordRef {
-                    inputs: &job.inputs,
-                    changes: &job.changes,
-                }),
-            };
-            let snapshot = records::encode(&SnapshotRecordRef {
-                from: job.from,
-                full: &job.changes,
-            });
-            (Some(ops), Some(snapshot))
-        } else {
-            (None, None)
+        let (ops, snapshot) = match job.composed().filter(|_| job.has_ops()) {
+            Some(changes) => {
+                let ops = OpsEntry {
+                    from: job.from,
+                    tick: job.tick,
+                    data: records::encode(&OpsRecordRef {
+                        inputs: &job.inputs,
+                        changes,
+                    }),
+                };
+                let snapshot = records::encode(&SnapshotRecordRef {
+                    from: job.from,
+                    full: changes,
+                });
+                (Some(ops), Some(snapshot))
+            }
+            None => (None, None),
         };
         let full_state = job.state.as_ref().map(|archive| FullState {
             tick: archive.state.tick,
