@@ -93,31 +93,38 @@ impl Drop for Serve {
     }
 }
 
-fn bots(addr: &str) {
+/// Runs `kasagi ARGS`, which must succeed, and returns its stdout.
+fn kasagi(args: &[&str]) -> Vec<u8> {
     let out = Command::new(cargo_bin("kasagi"))
-        .args(["bots", "--insecure", "--json", "--server", addr])
-        .args(["--count", "3", "--duration", "3"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "kasagi {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
+}
+
+fn bots(addr: &str) {
+    kasagi(&[
+        "bots",
+        "--insecure",
+        "--json",
+        "--server",
+        addr,
+        "--count",
+        "3",
+        "--duration",
+        "3",
+    ]);
 }
 
 /// `kasagi replay --json`: what the store says the room is.
 fn replay(store: &str) -> Value {
-    let out = Command::new(cargo_bin("kasagi"))
-        .args(["replay", "--json", "--room", "village", "--store", store])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = kasagi(&["replay", "--json", "--room", "village", "--store", store]);
+    serde_json::from_slice(&out).unwrap()
 }
 
 fn kill_restart_and_compare(data: &std::path::Path, store: &str) {

@@ -162,16 +162,7 @@ fn a_room_without_a_store_entry_starts_fresh_and_continues_after_recovery() {
     };
     // First life: 30 ticks, only the tick-0 whole state archived.
     {
-        let service = PersistService::start(embedded(dir.path()), config.clone());
-        assert!(service.handle().load("village").unwrap().is_none());
-        let mut room = build_room(def.clone(), None);
-        persist::attach(
-            &mut room,
-            "village",
-            def.clone(),
-            service.handle(),
-            Start::NewLineage,
-        );
+        let (service, mut room) = persisted_village(&def, embedded(dir.path()), config.clone());
         drive(&mut room, 30);
         persist::archive_now(&mut room);
         assert!(service.handle().flush(Duration::from_secs(30)));
