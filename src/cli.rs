@@ -8,6 +8,7 @@ mod replay_cmd;
 mod serve_cmd;
 mod sim_cmd;
 mod token_cmd;
+mod world_flags;
 
 use std::process::ExitCode;
 

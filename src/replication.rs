@@ -12,6 +12,7 @@
 //! | `Npc` | what a villager is doing and carrying |
 //! | `ResourceNode`, `Building` | the economy players see |
 //! | `Player` | avatars and their loads |
+//! | `Health` | the swarm's hit points |
 //!
 //! `Needs` and `SearchCooldown` change every tick and are AI internals, so they
 //! stay on the server (they are still in the room's state hash and in persistence).
@@ -24,7 +25,7 @@ use kasagi_replication::{
 };
 
 use crate::room::{RoomSchedule, Tick, TickSet};
-use crate::sim::{Building, Kind, Npc, Player, Position, ResourceNode, SimId, Velocity};
+use crate::sim::{Building, Health, Kind, Npc, Player, Position, ResourceNode, SimId, Velocity};
 
 /// Server-side: replicates the village of a room.
 #[derive(Default)]
@@ -76,7 +77,8 @@ pub fn register_village(app: &mut App) {
         .replicate::<Npc>()
         .replicate::<ResourceNode>()
         .replicate::<Building>()
-        .replicate::<Player>();
+        .replicate::<Player>()
+        .replicate::<Health>();
     for kind in Kind::ALL {
         let id = app.replicate_kind(kind.plural());
         debug_assert_eq!(id, kind_id(kind), "kinds register in Kind::ALL order");

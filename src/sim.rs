@@ -22,6 +22,7 @@ mod players;
 mod rng;
 mod state;
 mod state_hash;
+pub mod swarm;
 mod tuning;
 mod villagers;
 mod world_def;
@@ -37,9 +38,11 @@ pub use players::{PlayerAction, PlayerInput, ScriptedPlayers, despawn_player, sp
 pub use rng::EntityRng;
 pub use state::{EntityState, SimState};
 pub use state_hash::{format_hash, state_hash};
+pub use swarm::{Health, SwarmDef, Swarmer};
 pub use tuning::Tuning;
 pub use world_def::{
-    MAX_ENTITIES_PER_KIND, MAX_MAP_SIDE, MAX_TICK_HZ, MapDef, Population, WorldDef, WorldFileError,
+    Interest, MAX_ENTITIES_PER_KIND, MAX_MAP_SIDE, MAX_TICK_HZ, MapDef, Population, WorldDef,
+    WorldFileError,
 };
 
 use bevy_app::{App, Plugin};
@@ -86,6 +89,7 @@ impl Plugin for VillagePlugin {
             RoomSchedule,
             (
                 players::apply_player_inputs,
+                swarm::drift,
                 villagers::villager_behaviour,
                 movement::integrate_motion,
                 economy::regrow_resources,
@@ -93,6 +97,11 @@ impl Plugin for VillagePlugin {
                 .chain()
                 .in_set(TickSet::Simulate),
         );
+        if let Some(swarm) = self.def.swarm {
+            app.insert_resource(swarm::SwarmRules {
+                moving: swarm.moving,
+            });
+        }
         match &self.from {
             Some(state) => {
                 state.restore(app.world_mut(), &self.def);
@@ -104,7 +113,7 @@ impl Plugin for VillagePlugin {
 }
 
 /// Counts the world's entities per [`Kind`], in [`Kind::ALL`] order.
-pub fn count_by_kind(world: &mut World) -> [(Kind, u64); 4] {
+pub fn count_by_kind(world: &mut World) -> [(Kind, u64); 5] {
     let mut counts = Kind::ALL.map(|k| (k, 0u64));
     let mut query = world.query::<&Kind>();
     for kind in query.iter(world) {

@@ -11,6 +11,7 @@ use kasagi_net::keys::load_or_create_key;
 use kasagi_net::server::ServerAuth;
 
 use super::CliError;
+use super::world_flags::WorldFlags;
 use crate::config::ServerConfig;
 use crate::persist::{PersistConfig, PersistService, Retention, open_store};
 use crate::serve::{GameServer, ServeOptions, ServerStatus};
@@ -41,6 +42,9 @@ pub struct ServeArgs {
     /// Print status lines and recoveries as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Overrides of the world file.
+    #[command(flatten)]
+    pub overrides: WorldFlags,
 }
 
 pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
@@ -55,7 +59,8 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
-    let world = WorldDef::load(&config.world).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut world = WorldDef::load(&config.world).map_err(|e| CliError::Usage(e.to_string()))?;
+    args.overrides.apply(&mut world)?;
     let world_name = world.name.clone();
     let auth = if args.insecure {
         eprintln!("warning: --insecure: any client may connect, traffic is not encrypted");

@@ -8,8 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::CliError;
+use super::world_flags::WorldFlags;
 use crate::room::{Pace, Room, TickDriver};
-use crate::sim::{self, Kind, MAX_ENTITIES_PER_KIND, ScriptedPlayers, VillagePlugin, WorldDef};
+use crate::sim::{self, Kind, ScriptedPlayers, VillagePlugin, WorldDef};
 
 /// The most ticks one run may ask for (about 1.6 years of 30 Hz simulation time).
 pub const MAX_TICKS: u64 = 1_500_000_000;
@@ -23,12 +24,9 @@ pub struct SimArgs {
     /// How many ticks to simulate.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_TICKS))]
     pub ticks: u64,
-    /// Override the world file's RNG seed.
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-    /// Override the world file's NPC count.
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ENTITIES_PER_KIND)))]
-    pub npcs: Option<u32>,
+    /// Overrides of the world file.
+    #[command(flatten)]
+    pub overrides: WorldFlags,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
@@ -67,12 +65,7 @@ pub struct SimSummary {
 
 pub(super) fn run(args: &SimArgs) -> Result<(), CliError> {
     let mut def = WorldDef::load(&args.world).map_err(|e| CliError::Usage(e.to_string()))?;
-    if let Some(seed) = args.seed {
-        def.seed = seed;
-    }
-    if let Some(npcs) = args.npcs {
-        def.population.npcs = npcs;
-    }
+    args.overrides.apply(&mut def)?;
     let summary = simulate(
         &def,
         args.ticks,
@@ -128,6 +121,7 @@ pub fn simulate(def: &WorldDef, ticks: u64, progress: bool) -> SimSummary {
             resources: counts[Kind::Resource as usize].1,
             buildings: counts[Kind::Building as usize].1,
             players: counts[Kind::Player as usize].1,
+            swarm: counts[Kind::Swarmer as usize].1,
         },
         ticks_per_sec,
         realtime_factor: ticks_per_sec / f64::from(def.tick_hz),
@@ -150,14 +144,19 @@ pub struct KindCounts {
     pub buildings: u64,
     /// Player avatars.
     pub players: u64,
+    /// Swarmers (the benchmark swarm).
+    pub swarm: u64,
 }
 
 fn print_human(s: &SimSummary) {
     let k = &s.entities_by_kind;
-    let kinds = format!(
+    let mut kinds = format!(
         "npcs {} · resources {} · buildings {} · players {}",
         k.npcs, k.resources, k.buildings, k.players
     );
+    if k.swarm > 0 {
+        kinds += &format!(" · swarm {}", k.swarm);
+    }
     println!(
         "kasagi sim · world {} · seed {} · {} ticks at {} Hz",
         s.world, s.seed, s.ticks, s.tick_hz

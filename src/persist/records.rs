@@ -17,11 +17,12 @@ use crate::sim::input::SimInput;
 use crate::sim::{SimState, WorldDef};
 
 /// The record format this build writes and reads (the first byte of every
-/// record). Format 2: the format byte, then LZ4 (block format, uncompressed
+/// record). Format 3 (format 2 plus the swarm's health and marker in
+/// `SimState`): the format byte, then LZ4 (block format, uncompressed
 /// size prepended) of the bincode encoding. A tick's change set repeats its
 /// field paths thousands of times, so it compresses well, and the writer has
 /// the time (the tick thread never sees this).
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// The largest record this build decodes: bounds the allocation a corrupt or
 /// hostile length prefix can cause.

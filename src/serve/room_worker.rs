@@ -15,7 +15,7 @@ use super::{FromRoom, ToRoom};
 use crate::persist::{self, PersistHandle};
 use crate::room::Room;
 use crate::sim::input::{Applied, SimInput, apply_input};
-use crate::sim::{Player, PlayerAction, PlayerInput, SimId, SimParams, WorldDef};
+use crate::sim::{Interest, Player, PlayerAction, PlayerInput, SimId, SimParams, WorldDef};
 use kasagi_net::keys::Role;
 
 /// A client's avatar in the room.
@@ -166,9 +166,16 @@ fn handle(
                 .resource_mut::<ReplicationServer>()
                 .connect(
                     ClientId(client),
-                    View::Radius {
-                        center: Some(net),
-                        radius: settings.view_radius,
+                    match settings.def.interest {
+                        Some(Interest::Off) => View::Room,
+                        Some(Interest::Radius(radius)) => View::Radius {
+                            center: Some(net),
+                            radius,
+                        },
+                        None => View::Radius {
+                            center: Some(net),
+                            radius: settings.view_radius,
+                        },
                     },
                 );
             let member = Member {

@@ -81,7 +81,7 @@ pub fn teleport(world: &mut World, id: SimId, to: Vec2) -> Result<(), String> {
         .get(id)
         .ok_or("no such entity")?;
     match world.get::<Kind>(entity) {
-        Some(Kind::Npc | Kind::Player) => {}
+        Some(Kind::Npc | Kind::Player | Kind::Swarmer) => {}
         _ => return Err("only villagers and players can be teleported".into()),
     }
     if let Some(mut p) = world.get_mut::<Position>(entity) {

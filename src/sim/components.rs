@@ -55,11 +55,19 @@ pub enum Kind {
     Building,
     /// A player avatar.
     Player,
+    /// A member of the synthetic benchmark swarm (see `sim::swarm`).
+    Swarmer,
 }
 
 impl Kind {
     /// All kinds, in summary order.
-    pub const ALL: [Kind; 4] = [Kind::Npc, Kind::Resource, Kind::Building, Kind::Player];
+    pub const ALL: [Kind; 5] = [
+        Kind::Npc,
+        Kind::Resource,
+        Kind::Building,
+        Kind::Player,
+        Kind::Swarmer,
+    ];
 
     /// The plural name used in summaries, e.g. `npcs`.
     pub const fn plural(self) -> &'static str {
@@ -68,6 +76,7 @@ impl Kind {
             Kind::Resource => "resources",
             Kind::Building => "buildings",
             Kind::Player => "players",
+            Kind::Swarmer => "swarm",
         }
     }
 }

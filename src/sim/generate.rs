@@ -93,6 +93,20 @@ pub fn populate(world: &mut World, def: &WorldDef) {
         );
     }
 
+    // The swarm: one stream for placement, each swarmer's own generator for
+    // its velocity (the same generator then drives its drift).
+    let mut rng = stream_rng(def.seed, 5);
+    for _ in 0..def.swarm.map_or(0, |s| s.entities) {
+        let pos = random_point(&mut rng, size);
+        let id = index.next_id();
+        let mut own = EntityRng::new(def.seed, id);
+        let bundle = super::swarm::swarmer_bundle(&mut own);
+        let entity = world
+            .spawn((id, Kind::Swarmer, Position(pos), own, bundle))
+            .id();
+        index.insert(id, entity);
+    }
+
     world.insert_resource(index);
     world.insert_resource(statics);
     world.insert_resource(params);

@@ -3,12 +3,16 @@
 use bevy_ecs::prelude::*;
 use glam::Vec2;
 
-use super::{Position, SimParams, Velocity};
+use super::{Position, SimParams, Swarmer, Velocity};
 
 /// Moves every entity with a velocity by `velocity * dt`, bouncing off the map edges.
 ///
 /// Entities at rest are not touched, so change detection only reports movers.
-pub fn integrate_motion(params: Res<SimParams>, mut movers: Query<(&mut Position, &mut Velocity)>) {
+/// Swarmers move by their own rule ([`super::swarm::drift`]).
+pub fn integrate_motion(
+    params: Res<SimParams>,
+    mut movers: Query<(&mut Position, &mut Velocity), Without<Swarmer>>,
+) {
     let size = params.map_size;
     for (mut pos, mut vel) in &mut movers {
         if vel.0 == Vec2::ZERO {

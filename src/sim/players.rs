@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::index::{SimIndex, StaticIndex};
 use super::rng::EntityRng;
 use super::villagers::deliver;
-use super::{Building, Player, Position, ResourceNode, SimParams, Velocity};
+use super::{Building, Player, Position, ResourceNode, SimParams, Swarmer, Velocity};
 
 /// One player's intent for a tick. Inputs come from the network when serving and
 /// from scripted inputs in headless runs ([`ScriptedPlayers`]); the simulation treats both alike.
@@ -68,7 +68,8 @@ pub fn apply_player_inputs(
     index: Res<SimIndex>,
     statics: Res<StaticIndex>,
     mut inputs: MessageReader<PlayerInput>,
-    mut players: Query<(&Position, &mut Velocity, &mut Player)>,
+    // Swarm avatars drift like every swarmer and ignore movement.
+    mut players: Query<(&Position, &mut Velocity, &mut Player), Without<Swarmer>>,
     mut nodes: Query<&mut ResourceNode, Without<Player>>,
     mut buildings: Query<&mut Building, (Without<Player>, Without<ResourceNode>)>,
 ) {
@@ -129,22 +130,26 @@ pub fn spawn_player(world: &mut World) -> (super::SimId, u32) {
         .max(world.get_resource::<NextPlayerSlot>().map_or(0, |n| n.0));
     world.insert_resource(NextPlayerSlot(slot + 1));
     let params = world.resource::<SimParams>().clone();
+    let world_has_swarm = world.contains_resource::<super::swarm::SwarmRules>();
     let id = world.resource::<SimIndex>().next_id();
     let mut rng = EntityRng::new(params.seed, id);
     let at = Vec2::new(
         rng.0.random_range(0.0..params.map_size.x),
         rng.0.random_range(0.0..params.map_size.y),
     );
-    let entity = world
-        .spawn((
-            id,
-            super::Kind::Player,
-            Position(at),
-            rng,
-            Player { slot, carried: 0.0 },
-            Velocity::default(),
-        ))
-        .id();
+    let mut avatar = world.spawn((
+        id,
+        super::Kind::Player,
+        Position(at),
+        Player { slot, carried: 0.0 },
+    ));
+    if world_has_swarm {
+        // In a swarm world the avatar is a swarmer: it drifts like the rest.
+        avatar.insert(super::swarm::swarmer_bundle(&mut rng));
+    } else {
+        avatar.insert(Velocity::default());
+    }
+    let entity = avatar.insert(rng).id();
     world.resource_mut::<SimIndex>().insert(id, entity);
     (id, slot)
 }

@@ -16,8 +16,8 @@ use super::index::{SimIndex, StaticGrid, StaticIndex};
 use super::players::NextPlayerSlot;
 use super::rng::EntityRng;
 use super::{
-    Building, Kind, Needs, Npc, Player, Position, ResourceNode, SearchCooldown, SimId, SimParams,
-    Velocity, WorldDef,
+    Building, Health, Kind, Needs, Npc, Player, Position, ResourceNode, SearchCooldown, SimId,
+    SimParams, Swarmer, Velocity, WorldDef,
 };
 
 /// Every simulated entity and counter of a room at one tick.
@@ -48,6 +48,9 @@ pub struct EntityState {
     pub player: Option<Player>,
     pub cooldown: Option<SearchCooldown>,
     pub rng: Option<EntityRng>,
+    pub health: Option<Health>,
+    /// Whether the entity drifts by the swarm rule (`Swarmer`).
+    pub swarmer: bool,
 }
 
 type Item<'a> = (
@@ -63,6 +66,8 @@ type Item<'a> = (
         Option<&'a Player>,
         Option<&'a SearchCooldown>,
         Option<&'a EntityRng>,
+        Option<&'a Health>,
+        Has<Swarmer>,
     ),
 );
 
@@ -79,7 +84,19 @@ impl SimState {
                 |(
                     &id,
                     &kind,
-                    (position, velocity, needs, npc, node, building, player, cd, rng),
+                    (
+                        position,
+                        velocity,
+                        needs,
+                        npc,
+                        node,
+                        building,
+                        player,
+                        cd,
+                        rng,
+                        health,
+                        swarmer,
+                    ),
                 )| {
                     EntityState {
                         id,
@@ -93,6 +110,8 @@ impl SimState {
                         player: player.copied(),
                         cooldown: cd.copied(),
                         rng: rng.cloned(),
+                        health: health.copied(),
+                        swarmer,
                     }
                 },
             )
@@ -130,14 +149,17 @@ impl SimState {
                 )*};
             }
             put!(
-                position, velocity, needs, npc, node, building, player, cooldown, rng
+                position, velocity, needs, npc, node, building, player, cooldown, rng, health
             );
+            if e.swarmer {
+                entity.insert(Swarmer);
+            }
             index.insert(e.id, entity.id());
             let pos = e.position.map(|p| p.0).unwrap_or_default();
             match e.kind {
                 Kind::Resource => statics.resources.insert(e.id, pos),
                 Kind::Building => statics.buildings.insert(e.id, pos),
-                Kind::Npc | Kind::Player => {}
+                Kind::Npc | Kind::Player | Kind::Swarmer => {}
             }
         }
         world.insert_resource(index);
@@ -184,6 +206,13 @@ impl SimState {
                 h.update(&[8]);
                 h.update(&p.slot.to_le_bytes());
                 floats(&mut h, 9, &[p.carried]);
+            }
+            if let Some(hp) = e.health {
+                h.update(&[11]);
+                h.update(&hp.0.to_le_bytes());
+            }
+            if e.swarmer {
+                h.update(&[12]);
             }
         }
         h.digest()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::Tuning;
+use super::{SwarmDef, Tuning};
 
 /// The most entities of one kind a world may ask for.
 pub const MAX_ENTITIES_PER_KIND: u32 = 1_000_000;
@@ -36,6 +36,36 @@ pub struct WorldDef {
     /// Gameplay constants; omitted fields take the defaults.
     #[serde(default)]
     pub tuning: Tuning,
+    /// The synthetic benchmark swarm, if the world has one (see `sim::swarm`).
+    #[serde(default)]
+    pub swarm: Option<SwarmDef>,
+    /// What each player sees; omitted means the server's configured view radius.
+    #[serde(default)]
+    pub interest: Option<Interest>,
+}
+
+/// What each client of a room is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Interest {
+    /// Everything in the room (`--interest off`).
+    Off,
+    /// Entities within this radius of the player's own avatar (`--interest R`).
+    Radius(f32),
+}
+
+impl std::str::FromStr for Interest {
+    type Err = String;
+
+    /// Parses `off` or a radius in world units, as `--interest` takes it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Interest::Off);
+        }
+        match s.parse::<f32>() {
+            Ok(r) if r.is_finite() && r > 0.0 => Ok(Interest::Radius(r)),
+            _ => Err(format!("{s:?} is neither `off` nor a positive radius")),
+        }
+    }
 }
 
 /// A rectangular map from `(0, 0)` to `(width, height)`.
@@ -177,6 +207,31 @@ impl WorldDef {
                     format!("= {n} exceeds the limit of {MAX_ENTITIES_PER_KIND}"),
                 ));
             }
+        }
+        if let Some(swarm) = &self.swarm {
+            if swarm.entities > MAX_ENTITIES_PER_KIND {
+                return Err(invalid(
+                    "swarm.entities",
+                    format!(
+                        "= {} exceeds the limit of {MAX_ENTITIES_PER_KIND}",
+                        swarm.entities
+                    ),
+                ));
+            }
+            if !(0.0..=1.0).contains(&swarm.moving) {
+                return Err(invalid(
+                    "swarm.moving",
+                    format!("= {} must be a probability in 0..=1", swarm.moving),
+                ));
+            }
+        }
+        if let Some(Interest::Radius(r)) = self.interest
+            && !(r.is_finite() && r > 0.0 && r <= MAX_MAP_SIDE)
+        {
+            return Err(invalid(
+                "interest",
+                format!("radius {r} must be in (0, {MAX_MAP_SIDE}]"),
+            ));
         }
         self.tuning
             .validate()
