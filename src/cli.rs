@@ -3,6 +3,7 @@
 //! Exit codes: 0 on success, 1 when the work itself failed, 2 when the
 //! invocation was wrong (bad flags, unreadable or invalid world file).
 
+mod bench_cmd;
 mod bots_cmd;
 mod replay_cmd;
 mod serve_cmd;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use bench_cmd::{BenchArgs, ScenarioName};
 pub use bots_cmd::{BotsArgs, BotsSummary};
 pub use replay_cmd::{ReplayArgs, ReplaySummary};
 pub use serve_cmd::ServeArgs;
@@ -55,6 +57,11 @@ pub enum Command {
     ///
     /// Example (second terminal next to `kasagi serve`): kasagi bots --count 50 --duration 20
     Bots(BotsArgs),
+    /// Run a load scenario end to end (server and bots as separate processes)
+    /// and print one JSON line: tick times, bytes per client, CPU, targets.
+    ///
+    /// Example: kasagi bench s1
+    Bench(BenchArgs),
     /// Rebuild a persisted room offline from its store and report its state.
     ///
     /// Loads the room's last whole state, replays the recorded ticks after it
@@ -86,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(&args),
         Command::Token(args) => token_cmd::run(&args),
         Command::Bots(args) => bots_cmd::run(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
         Command::Replay(args) => replay_cmd::run(&args),
     };
     match result {

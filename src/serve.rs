@@ -7,11 +7,13 @@
 //! parallel across cores.
 
 mod commands;
+mod load_window;
 mod network;
 mod rate_limit;
 mod room_store;
 mod room_worker;
 
+pub use load_window::{LoadReport, LoadWindowSpec, process_cpu_secs};
 pub use network::{GameServer, ServeOptions, ServerStatus};
 pub use rate_limit::{RateLimiter, RateLimits, Verdict};
 pub use room_store::build as build_room;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use bevy_app::App;
 use clap::Args;
 use glam::Vec2;
-use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use kasagi_net::client::{ClientAuth, CommandResult, GameClient, NetClient, NetError, SyncState};
 use kasagi_net::keys::{Role, load_or_create_key, mint_token};
@@ -17,9 +16,15 @@ use kasagi_replication::client::ClientReplicationPlugin;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
+mod latency;
+mod window;
+
+use latency::{Latency, Probe};
+use window::{Window, WindowResult, WindowSpec};
+
 use super::CliError;
+use super::serve_cmd::seconds;
 use crate::replication::register_village;
-use crate::sim::Velocity;
 
 /// Arguments of `kasagi bots`.
 #[derive(Debug, Args)]
@@ -30,10 +35,13 @@ pub struct BotsArgs {
     /// The room to join.
     #[arg(long, default_value = "village")]
     pub room: String,
+    /// Spread the clients over this many rooms, named `ROOM-0` … `ROOM-(K-1)`.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rooms: u32,
     /// How many clients.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub count: u32,
-    /// How long to run, in seconds.
+    /// How long to run, in seconds (with `--window`: the most to wait in all).
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration: u64,
     /// The server's key file, to mint connect tokens.
@@ -42,6 +50,22 @@ pub struct BotsArgs {
     /// Connect without tokens to an `--insecure` server.
     #[arg(long)]
     pub insecure: bool,
+    /// Send no inputs and no commands: only receive and acknowledge (swarm scenarios).
+    #[arg(long)]
+    pub idle: bool,
+    /// Also measure input → confirmed on *another* client (costs a lookup per client per turn).
+    #[arg(long)]
+    pub remote_latency: bool,
+    /// Measure a window of this many seconds once every client is synced (after `--warmup`),
+    /// then stop.
+    #[arg(long, value_name = "SECS")]
+    pub window: Option<f64>,
+    /// Warm-up before the window, s.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub warmup: f64,
+    /// At the end, check that every client holds exactly this many entities.
+    #[arg(long, value_name = "N")]
+    pub expect_entities: Option<usize>,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
@@ -52,7 +76,7 @@ pub struct BotsArgs {
 pub struct BotsSummary {
     /// Clients started.
     pub clients: u32,
-    /// Clients that reached `Synced`.
+    /// Clients that received a full state.
     pub connected: u32,
     /// Clients out of sync at the end (checksum mismatches not healed).
     pub desyncs: u32,
@@ -60,14 +84,37 @@ pub struct BotsSummary {
     pub resyncs: u64,
     /// Reconnections with a session token.
     pub reconnects: u64,
-    /// Message bytes received per client per second.
+    /// Message bytes received per client per second, over the whole run.
     pub bytes_per_client_per_sec: f64,
+    /// UDP payload bytes (netcode header included) received per client per
+    /// second within the measured window (`--window`), else over the whole run.
+    pub udp_bytes_per_client_per_sec: f64,
+    /// Datagrams received per client per second, on the same terms.
+    pub datagrams_per_client_per_sec: f64,
+    /// The measured window, s (0 without `--window`, or when it never started).
+    pub window_secs: f64,
+    /// Checksums verified by all clients (each proves a replica equal to the server's view).
+    pub checksums_ok: u64,
+    /// Checksums that did not match.
+    pub checksum_mismatches: u64,
+    /// Fewest entities a client held at the end.
+    pub entities_min: usize,
+    /// Most entities a client held at the end.
+    pub entities_max: usize,
+    /// Clients holding exactly `--expect-entities` at the end (all clients when not given).
+    pub entities_ok: u32,
     /// Input sent → own replicated velocity confirmed, median, ms.
     pub latency_p50_ms: f64,
     /// The same, 99th percentile, ms.
     pub latency_p99_ms: f64,
     /// Samples behind the latency figures.
     pub latency_samples: u64,
+    /// Input sent → confirmed on another client, median, ms (`--remote-latency`).
+    pub remote_latency_p50_ms: f64,
+    /// The same, 99th percentile, ms.
+    pub remote_latency_p99_ms: f64,
+    /// Samples behind the remote figures.
+    pub remote_latency_samples: u64,
     /// Commands sent (an `act` every few seconds per client).
     pub commands_sent: u64,
     /// Commands acknowledged by the server.
@@ -78,8 +125,6 @@ struct Bot {
     client: GameClient,
     heading: Vec2,
     next_turn: Instant,
-    /// A heading sent and not yet seen in the replica, with when.
-    pending: Option<(Vec2, Instant)>,
     next_command: Instant,
     commands: Vec<[u8; 16]>,
 }
@@ -93,6 +138,13 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
                 .map_err(|e| CliError::Usage(format!("{e} (or pass --insecure)")))?,
         )
     };
+    let window = match args.window {
+        Some(secs) => Some(Window::new(WindowSpec {
+            warmup: seconds("--warmup", args.warmup)?,
+            window: seconds("--window", secs)?,
+        })),
+        None => None,
+    };
     let mut rng = rand_pcg::Pcg32::seed_from_u64(u64::from(std::process::id()));
     let base_id: u64 = rng.random_range(1..u64::MAX / 4);
     let mut bots = Vec::new();
@@ -102,7 +154,12 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
         let mut app = App::new();
         app.add_plugins(ClientReplicationPlugin::default());
         register_village(&mut app);
-        let mut client = GameClient::new(net, app, args.room.clone());
+        let room = if args.rooms > 1 {
+            format!("{}-{}", args.room, i % u64::from(args.rooms))
+        } else {
+            args.room.clone()
+        };
+        let mut client = GameClient::new(net, app, room);
         // Reconnect on drops with a fresh client id, resuming the session.
         let mut attempt = 0;
         client.reconnect_with(Box::new(move || {
@@ -113,12 +170,32 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
             client,
             heading: Vec2::ZERO,
             next_turn: Instant::now(),
-            pending: None,
             next_command: Instant::now() + Duration::from_secs(2),
             commands: Vec::new(),
         });
     }
+    let outcome = drive(args, &mut bots, window, &mut rng);
+    for bot in &mut bots {
+        bot.client.leave();
+    }
+    let summary = summarize(args, &bots, outcome);
+    print_summary(&summary, args.json)
+}
 
+/// What the run loop measured.
+struct Outcome {
+    secs: f64,
+    window: Option<WindowResult>,
+    latency: Latency,
+}
+
+/// Runs the bots until `--duration` passes or the window closes.
+fn drive(
+    args: &BotsArgs,
+    bots: &mut [Bot],
+    mut window: Option<Window>,
+    rng: &mut rand_pcg::Pcg32,
+) -> Outcome {
     let bar = if !args.json && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(args.duration);
         bar.set_style(
@@ -129,29 +206,32 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
     } else {
         ProgressBar::hidden()
     };
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut latency = Latency::new(args.remote_latency);
+    let mut probes: Vec<Option<Probe>> = vec![None; bots.len()];
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     let mut next_input = Instant::now();
-    while Instant::now() < end {
+    while Instant::now() < end && window.as_ref().is_none_or(|w| w.result().is_none()) {
         let now = Instant::now();
-        let send_inputs = now >= next_input;
+        let send_inputs = !args.idle && now >= next_input;
         if send_inputs {
             next_input = now + Duration::from_millis(33);
         }
-        for bot in &mut bots {
-            if bot.client.update().is_err() {
+        let counted = window.as_ref().is_none_or(Window::measuring);
+        for (bot, probe) in bots.iter_mut().zip(&mut probes) {
+            if bot.client.update().is_err() || bot.client.state() != SyncState::Synced {
                 continue;
             }
-            if bot.client.state() != SyncState::Synced {
+            if args.idle {
                 continue;
             }
             if now >= bot.next_turn {
                 bot.heading = Vec2::from_angle(rng.random_range(0.0..std::f32::consts::TAU));
                 bot.next_turn = now + Duration::from_millis(rng.random_range(1000..3000));
-                bot.pending = Some((bot.heading, now));
-            }
-            if send_inputs {
+                // Sent at once, so latency runs from the send.
+                bot.client.send_input(bot.heading.to_array(), None);
+                *probe = Some(Probe::new(bot.heading, counted));
+            } else if send_inputs {
                 bot.client.send_input(bot.heading.to_array(), None);
             }
             if now >= bot.next_command {
@@ -162,32 +242,54 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
                 bot.commands.push(id);
                 bot.next_command = now + Duration::from_millis(rng.random_range(3000..6000));
             }
-            if let Some((heading, sent)) = bot.pending
-                && own_velocity(&bot.client)
-                    .is_some_and(|v| v.normalize_or_zero().dot(heading) > 0.99)
-            {
-                latency.saturating_record(sent.elapsed().as_micros().max(1) as u64);
-                bot.pending = None;
-            }
         }
-        let synced = bots
+        let clients: Vec<&GameClient> = bots.iter().map(|b| &b.client).collect();
+        latency.resolve(&clients, &mut probes);
+        let synced = clients
             .iter()
-            .filter(|b| b.client.state() == SyncState::Synced)
+            .filter(|c| c.state() == SyncState::Synced)
             .count();
+        if let Some(window) = &mut window {
+            window.poll(synced == clients.len(), &clients);
+        }
         bar.set_position(start.elapsed().as_secs());
         bar.set_message(format!("{synced}/{} synced", bots.len()));
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     bar.finish_and_clear();
+    Outcome {
+        secs: start.elapsed().as_secs_f64(),
+        window: window.and_then(|w| w.result()),
+        latency,
+    }
+}
 
-    let secs = start.elapsed().as_secs_f64();
+fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
+    let n = f64::from(args.count);
     let bytes: u64 = bots.iter().map(|b| b.client.net().bytes_received()).sum();
-    let summary = BotsSummary {
+    let (udp_rate, datagram_rate) = match outcome.window {
+        Some(w) => (
+            w.udp_bytes as f64 / n / w.secs,
+            w.datagrams as f64 / n / w.secs,
+        ),
+        None => {
+            let (bytes, datagrams) = bots.iter().fold((0, 0), |(b, d), bot| {
+                let udp = bot.client.net().udp();
+                (b + udp.bytes_in, d + udp.datagrams_in)
+            });
+            (
+                bytes as f64 / n / outcome.secs,
+                datagrams as f64 / n / outcome.secs,
+            )
+        }
+    };
+    let held: Vec<usize> = bots.iter().map(|b| b.client.replica().len()).collect();
+    let stats: Vec<_> = bots.iter().map(|b| b.client.replica().stats()).collect();
+    let lat = &outcome.latency;
+    let ms = |h: &hdrhistogram::Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1_000.0;
+    BotsSummary {
         clients: args.count,
-        connected: bots
-            .iter()
-            .filter(|b| b.client.replica().stats().full_states > 0)
-            .count() as u32,
+        connected: stats.iter().filter(|s| s.full_states > 0).count() as u32,
         desyncs: bots
             .iter()
             .filter(|b| {
@@ -199,10 +301,24 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
             .count() as u32,
         resyncs: bots.iter().map(|b| b.client.stats().resyncs).sum(),
         reconnects: bots.iter().map(|b| b.client.stats().reconnects).sum(),
-        bytes_per_client_per_sec: bytes as f64 / f64::from(args.count) / secs,
-        latency_p50_ms: latency.value_at_quantile(0.5) as f64 / 1_000.0,
-        latency_p99_ms: latency.value_at_quantile(0.99) as f64 / 1_000.0,
-        latency_samples: latency.len(),
+        bytes_per_client_per_sec: bytes as f64 / n / outcome.secs,
+        udp_bytes_per_client_per_sec: udp_rate,
+        datagrams_per_client_per_sec: datagram_rate,
+        window_secs: outcome.window.map_or(0.0, |w| w.secs),
+        checksums_ok: stats.iter().map(|s| s.checksums_ok).sum(),
+        checksum_mismatches: stats.iter().map(|s| s.checksum_mismatches).sum(),
+        entities_min: held.iter().copied().min().unwrap_or(0),
+        entities_max: held.iter().copied().max().unwrap_or(0),
+        entities_ok: held
+            .iter()
+            .filter(|&&h| args.expect_entities.is_none_or(|e| e == h))
+            .count() as u32,
+        latency_p50_ms: ms(&lat.own, 0.5),
+        latency_p99_ms: ms(&lat.own, 0.99),
+        latency_samples: lat.own.len(),
+        remote_latency_p50_ms: ms(&lat.remote, 0.5),
+        remote_latency_p99_ms: ms(&lat.remote, 0.99),
+        remote_latency_samples: lat.remote.len(),
         commands_sent: bots.iter().map(|b| b.commands.len() as u64).sum(),
         commands_acked: bots
             .iter()
@@ -215,30 +331,31 @@ pub(super) fn run(args: &BotsArgs) -> Result<(), CliError> {
                     .count() as u64
             })
             .sum(),
-    };
-    for bot in &mut bots {
-        bot.client.leave();
     }
-    if args.json {
+}
+
+fn print_summary(summary: &BotsSummary, json: bool) -> Result<(), CliError> {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&summary).map_err(anyhow::Error::from)?
+            serde_json::to_string(summary).map_err(anyhow::Error::from)?
         );
-    } else {
-        println!(
-            "kasagi bots · {} clients · {} synced · {} desyncs · {} resyncs · {}/{} commands acked\n  {:.1} KB/s per client · latency p50 {:.1} ms · p99 {:.1} ms ({} samples)",
-            summary.clients,
-            summary.connected,
-            summary.desyncs,
-            summary.resyncs,
-            summary.commands_acked,
-            summary.commands_sent,
-            summary.bytes_per_client_per_sec / 1_000.0,
-            summary.latency_p50_ms,
-            summary.latency_p99_ms,
-            summary.latency_samples
-        );
+        return Ok(());
     }
+    println!(
+        "kasagi bots · {} clients · {} synced · {} desyncs · {} resyncs · {}/{} commands acked\n  {:.1} KB/s per client on the socket ({:.1} KB/s of messages) · latency p50 {:.1} ms · p99 {:.1} ms ({} samples)",
+        summary.clients,
+        summary.connected,
+        summary.desyncs,
+        summary.resyncs,
+        summary.commands_acked,
+        summary.commands_sent,
+        summary.udp_bytes_per_client_per_sec / 1_000.0,
+        summary.bytes_per_client_per_sec / 1_000.0,
+        summary.latency_p50_ms,
+        summary.latency_p99_ms,
+        summary.latency_samples
+    );
     Ok(())
 }
 
@@ -270,10 +387,4 @@ fn connector(
         };
         NetClient::connect(auth)
     }
-}
-
-/// The own player's replicated velocity.
-fn own_velocity(client: &GameClient) -> Option<Vec2> {
-    let entity = client.replica().entity(client.player()?)?;
-    client.app().world().get::<Velocity>(entity).map(|v| v.0)
 }

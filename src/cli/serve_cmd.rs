@@ -14,7 +14,7 @@ use super::CliError;
 use super::world_flags::WorldFlags;
 use crate::config::ServerConfig;
 use crate::persist::{PersistConfig, PersistService, Retention, open_store};
-use crate::serve::{GameServer, ServeOptions, ServerStatus};
+use crate::serve::{GameServer, LoadWindowSpec, ServeOptions, ServerStatus};
 use crate::sim::{WorldDef, format_hash};
 
 /// Arguments of `kasagi serve`.
@@ -45,6 +45,16 @@ pub struct ServeArgs {
     /// Overrides of the world file.
     #[command(flatten)]
     pub overrides: WorldFlags,
+    /// Measure one load window once this many clients are connected, and
+    /// print it as a `load_window` event (used by `kasagi bench`).
+    #[arg(long, value_name = "N")]
+    pub measure_clients: Option<usize>,
+    /// Warm-up before the measured window, s.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub warmup: f64,
+    /// Length of the measured window, s.
+    #[arg(long, value_name = "SECS", default_value_t = 17.0)]
+    pub window: f64,
 }
 
 pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
@@ -109,6 +119,14 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         rate_limits: Default::default(),
         persist: persist.as_ref().map(PersistService::handle),
         resume_rooms: vec![world_name],
+        load_window: match args.measure_clients {
+            Some(clients) => Some(LoadWindowSpec {
+                clients,
+                warmup: seconds("--warmup", args.warmup)?,
+                window: seconds("--window", args.window)?,
+            }),
+            None => None,
+        },
     };
     let server = GameServer::bind(options)
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", config.bind)))?;
@@ -128,7 +146,21 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A duration flag: finite, non-negative, at most a day.
+pub(super) fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(86_400))
+        .ok_or_else(|| CliError::Usage(format!("{flag} {secs}: expected 0..=86400 seconds")))
+}
+
 fn print_status(s: &ServerStatus, json: bool) {
+    if let Some(report) = &s.load {
+        // Always JSON: the line is read by `kasagi bench`.
+        let mut line = serde_json::to_value(report).unwrap_or_default();
+        line["event"] = "load_window".into();
+        println!("{line}");
+    }
     for (room, report) in &s.recovered {
         if json {
             let line = serde_json::json!({

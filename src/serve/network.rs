@@ -16,6 +16,7 @@ use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
 use kasagi_replication::ReplicationRegistry;
 use kasagi_replication::client::ClientReplicationPlugin;
 
+use super::load_window::{LoadReport, LoadWindow, LoadWindowSpec};
 use super::rate_limit::{RateLimiter, RateLimits, Verdict};
 use super::room_worker::{self, RoomSettings};
 use super::{FromRoom, ToRoom};
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     pub persist: Option<PersistHandle>,
     /// Rooms to resume at startup when the store holds them.
     pub resume_rooms: Vec<String>,
+    /// Measure one load-scenario window (`kasagi bench`); `None` normally.
+    pub load_window: Option<LoadWindowSpec>,
 }
 
 /// A snapshot of the server for status lines.
@@ -67,6 +70,8 @@ pub struct ServerStatus {
     pub persist: Option<PersistSnapshot>,
     /// Rooms recovered from the store since the last status.
     pub recovered: Vec<(String, Recovery)>,
+    /// The load window's report, once, when it has just closed.
+    pub load: Option<LoadReport>,
 }
 
 struct RoomHandle {
@@ -98,6 +103,8 @@ pub struct GameServer {
     to_network: Sender<FromRoom>,
     tick_us: Histogram<u64>,
     recovered: Vec<(String, Recovery)>,
+    load: Option<LoadWindow>,
+    load_report: Option<LoadReport>,
 }
 
 impl GameServer {
@@ -110,7 +117,15 @@ impl GameServer {
             options.max_clients,
         )?;
         let (to_network, from_rooms) = unbounded();
+        let world = &options.world;
+        let world_entities =
+            world.population.total() + world.swarm.map_or(0, |s| u64::from(s.entities));
+        let load = options
+            .load_window
+            .map(|spec| LoadWindow::new(spec, world.tick_hz, world_entities));
         Ok(Self {
+            load,
+            load_report: None,
             net,
             registry_hash: village_protocol_hash(),
             options,
@@ -141,12 +156,19 @@ impl GameServer {
         }
         while !stop.load(Ordering::Relaxed) {
             self.poll();
-            // Recoveries are reported at once, the rest every interval.
-            if last_status.elapsed() >= every || !self.recovered.is_empty() {
+            if let Some(load) = &mut self.load {
+                self.load_report = load.poll(self.clients.len(), self.rooms.len());
+            }
+            // Recoveries and load reports are reported at once, the rest every interval.
+            if last_status.elapsed() >= every
+                || !self.recovered.is_empty()
+                || self.load_report.is_some()
+            {
                 status(&self.status());
                 // Each status line covers its own interval.
                 self.tick_us.reset();
                 self.recovered.clear();
+                self.load_report = None;
                 last_status = Instant::now();
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -164,6 +186,9 @@ impl GameServer {
                 FromRoom::Send { client, message } => self.queue(client, message),
                 FromRoom::Tick { micros, .. } => {
                     self.tick_us.saturating_record(micros.max(1));
+                    if let Some(load) = &mut self.load {
+                        load.on_tick(micros);
+                    }
                 }
                 FromRoom::Recovered { room, report } => self.recovered.push((room, report)),
                 FromRoom::Closed { room } => {
@@ -383,6 +408,7 @@ impl GameServer {
             bytes_out_per_sec: bytes,
             persist: self.options.persist.as_ref().map(|p| p.stats().snapshot()),
             recovered: self.recovered.clone(),
+            load: self.load_report.clone(),
         }
     }
 

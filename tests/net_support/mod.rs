@@ -50,6 +50,7 @@ pub fn options(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> ServeOpti
         rate_limits: Default::default(),
         persist: None,
         resume_rooms: Vec::new(),
+        load_window: None,
     }
 }
 

@@ -2,6 +2,9 @@
 
 pub mod prediction;
 mod session;
+mod transport;
+
+pub use transport::UdpCounters;
 
 pub use session::{
     COMMAND_RETRIES, COMMAND_RETRY_START, CommandResult, GameClient, SessionStats, SyncState,
@@ -11,10 +14,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use renet::RenetClient;
-use renet_netcode::{ClientAuthentication, ConnectToken, NetcodeClientTransport};
+use renet_netcode::{ClientAuthentication, ConnectToken};
 use thiserror::Error;
+use transport::UdpTransport;
 
-use crate::channels::connection_config;
+use crate::channels::{IDLE_FLUSH_INTERVAL, connection_config};
 use crate::keys::Role;
 use crate::protocol::{ClientMessage, PROTOCOL_ID, ServerChannel, ServerMessage, decode, encode};
 
@@ -50,9 +54,12 @@ pub enum NetError {
 /// The client side of the transport.
 pub struct NetClient {
     renet: RenetClient,
-    transport: NetcodeClientTransport,
+    transport: UdpTransport,
     last_update: Instant,
     bytes_received: u64,
+    /// Whether messages were queued since the last flush.
+    unsent: bool,
+    last_flush: Instant,
 }
 
 impl NetClient {
@@ -77,13 +84,15 @@ impl NetClient {
                 user_data: Some(role.to_user_data()),
             },
         };
-        let transport = NetcodeClientTransport::new(now, authentication, socket)
+        let transport = UdpTransport::new(now, authentication, socket)
             .map_err(|e| NetError::Netcode(e.to_string()))?;
         Ok(Self {
             renet: RenetClient::new(connection_config()),
             transport,
             last_update: Instant::now(),
             bytes_received: 0,
+            unsent: false,
+            last_flush: Instant::now(),
         })
     }
 
@@ -124,13 +133,20 @@ impl NetClient {
     /// Queues a message.
     pub fn send(&mut self, message: &ClientMessage) {
         self.renet.send_message(message.channel(), encode(message));
+        self.unsent = true;
     }
 
-    /// Sends queued packets.
+    /// Sends queued packets: at once when there are messages, otherwise
+    /// (acks, resends) every [`IDLE_FLUSH_INTERVAL`].
     pub fn flush(&mut self) {
+        if !self.unsent && self.last_flush.elapsed() < IDLE_FLUSH_INTERVAL {
+            return;
+        }
         if let Err(e) = self.transport.send_packets(&mut self.renet) {
             tracing::debug!("send: {e}");
         }
+        self.unsent = false;
+        self.last_flush = Instant::now();
     }
 
     /// Disconnects politely.
@@ -141,6 +157,11 @@ impl NetClient {
     /// Message bytes received so far.
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
+    }
+
+    /// What crossed this client's socket so far, netcode header included.
+    pub fn udp(&self) -> UdpCounters {
+        self.transport.counters()
     }
 
     /// Round-trip time estimate in seconds.

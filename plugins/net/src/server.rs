@@ -9,7 +9,9 @@ use renet_netcode::{
     NETCODE_KEY_BYTES, NetcodeServerTransport, ServerAuthentication, ServerConfig,
 };
 
-use crate::channels::{RELIABLE_CHANNEL_BYTES, RELIABLE_IN_FLIGHT_BYTES, connection_config};
+use crate::channels::{
+    IDLE_FLUSH_INTERVAL, RELIABLE_CHANNEL_BYTES, RELIABLE_IN_FLIGHT_BYTES, connection_config,
+};
 use crate::keys::Role;
 use crate::protocol::{
     ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerChannel, ServerMessage, decode,
@@ -71,6 +73,9 @@ pub struct NetServer {
     last_update: Instant,
     /// Reliable messages per client waiting for room in the channel, in order.
     backlog: HashMap<u64, VecDeque<Vec<u8>>>,
+    /// Whether messages were handed to renet since the last flush.
+    unsent: bool,
+    last_flush: Instant,
 }
 
 impl NetServer {
@@ -105,6 +110,8 @@ impl NetServer {
             transport: NetcodeServerTransport::new(config, socket)?,
             last_update: Instant::now(),
             backlog: HashMap::new(),
+            unsent: false,
+            last_flush: Instant::now(),
         })
     }
 
@@ -175,6 +182,7 @@ impl NetServer {
                 {
                     self.renet
                         .send_message(client, ServerChannel::Changes, bytes);
+                    self.unsent = true;
                 }
             }
             ServerChannel::Control => {
@@ -207,16 +215,24 @@ impl NetServer {
             let bytes = queue.pop_front().expect("front exists");
             self.renet
                 .send_message(client, ServerChannel::Control, bytes);
+            self.unsent = true;
         }
     }
 
     /// Moves paced reliable messages into the channels and sends queued packets.
+    ///
+    /// Packets go out at once when there are messages, otherwise (acks,
+    /// resends) every [`IDLE_FLUSH_INTERVAL`].
     pub fn flush(&mut self) {
         let clients: Vec<u64> = self.backlog.keys().copied().collect();
         for client in clients {
             self.drain(client);
         }
-        self.transport.send_packets(&mut self.renet);
+        if self.unsent || self.last_flush.elapsed() >= IDLE_FLUSH_INTERVAL {
+            self.transport.send_packets(&mut self.renet);
+            self.unsent = false;
+            self.last_flush = Instant::now();
+        }
     }
 
     /// Disconnects `client`.

@@ -1,0 +1,106 @@
+//! Input latency as the bots see it.
+//!
+//! A bot that turns sends the new heading at once and starts a probe. The
+//! probe resolves twice: when the bot's own replica shows its avatar moving the
+//! new way (*own*), and when the first *other* client's replica does
+//! (*remote*: input → confirmed on another client, the S4 figure).
+
+use std::time::{Duration, Instant};
+
+use glam::Vec2;
+use hdrhistogram::Histogram;
+use kasagi_net::client::GameClient;
+use kasagi_replication::NetId;
+
+use crate::sim::Velocity;
+
+/// Probes older than this are abandoned (the avatar may be out of everyone's view).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One heading change on its way.
+#[derive(Clone, Copy)]
+pub(super) struct Probe {
+    heading: Vec2,
+    sent: Instant,
+    own: bool,
+    remote: bool,
+    /// Whether the probe started within the measured window.
+    counted: bool,
+}
+
+impl Probe {
+    pub fn new(heading: Vec2, counted: bool) -> Self {
+        Self {
+            heading,
+            sent: Instant::now(),
+            own: false,
+            remote: false,
+            counted,
+        }
+    }
+}
+
+/// Latency histograms, µs.
+pub(super) struct Latency {
+    pub own: Histogram<u64>,
+    pub remote: Histogram<u64>,
+    /// Whether remote confirmation is looked for (costs a lookup per client per probe).
+    pub measure_remote: bool,
+}
+
+impl Latency {
+    pub fn new(measure_remote: bool) -> Self {
+        let h = || Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+        Self {
+            own: h(),
+            remote: h(),
+            measure_remote,
+        }
+    }
+
+    /// Resolves what it can of every bot's probe; `probes[i]` belongs to `clients[i]`.
+    pub fn resolve(&mut self, clients: &[&GameClient], probes: &mut [Option<Probe>]) {
+        for (i, slot) in probes.iter_mut().enumerate() {
+            let Some(probe) = slot else { continue };
+            let Some(player) = clients[i].player() else {
+                continue;
+            };
+            let elapsed = probe.sent.elapsed();
+            let micros = elapsed.as_micros().max(1) as u64;
+            if !probe.own && moving_along(clients[i], player, probe.heading) {
+                probe.own = true;
+                if probe.counted {
+                    self.own.saturating_record(micros);
+                }
+            }
+            if self.measure_remote && !probe.remote {
+                let seen = clients
+                    .iter()
+                    .enumerate()
+                    .any(|(j, c)| j != i && moving_along(c, player, probe.heading));
+                if seen {
+                    probe.remote = true;
+                    if probe.counted {
+                        self.remote.saturating_record(micros);
+                    }
+                }
+            }
+            let done = probe.own && (probe.remote || !self.measure_remote);
+            if done || elapsed > PROBE_TIMEOUT {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// Whether `client` holds `player` with a velocity pointing along `heading`.
+fn moving_along(client: &GameClient, player: NetId, heading: Vec2) -> bool {
+    let Some(entity) = client.replica().entity(player) else {
+        return false;
+    };
+    client
+        .app()
+        .world()
+        .get::<Velocity>(entity)
+        .is_some_and(|v| v.0.normalize_or_zero().dot(heading) > 0.99)
+}

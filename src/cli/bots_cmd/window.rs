@@ -1,0 +1,101 @@
+//! The bots' half of a load scenario: one measured window of received bytes.
+//!
+//! Mirrors the server's `load_window`: once every client is synced, a warm-up
+//! passes, then the window measures what crossed the clients' sockets (UDP
+//! payload, netcode header included) and finally checks what each client holds.
+
+use std::time::{Duration, Instant};
+
+use kasagi_net::client::GameClient;
+
+/// When to measure.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WindowSpec {
+    pub warmup: Duration,
+    pub window: Duration,
+}
+
+enum Phase {
+    Waiting,
+    WarmingUp {
+        until: Instant,
+    },
+    Measuring {
+        start: Instant,
+        at_start: (u64, u64),
+    },
+    Done,
+}
+
+/// The window's result.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct WindowResult {
+    pub secs: f64,
+    /// UDP payload bytes received by all clients within the window.
+    pub udp_bytes: u64,
+    /// Datagrams received by all clients within the window.
+    pub datagrams: u64,
+}
+
+/// Tracks the window over the bots' run.
+pub(super) struct Window {
+    spec: WindowSpec,
+    phase: Phase,
+    result: Option<WindowResult>,
+}
+
+impl Window {
+    pub fn new(spec: WindowSpec) -> Self {
+        Self {
+            spec,
+            phase: Phase::Waiting,
+            result: None,
+        }
+    }
+
+    /// Advances the phases; `all_synced` says whether every client holds the room.
+    pub fn poll(&mut self, all_synced: bool, clients: &[&GameClient]) {
+        let now = Instant::now();
+        match self.phase {
+            Phase::Waiting if all_synced => {
+                self.phase = Phase::WarmingUp {
+                    until: now + self.spec.warmup,
+                };
+            }
+            Phase::WarmingUp { until } if now >= until => {
+                self.phase = Phase::Measuring {
+                    start: now,
+                    at_start: udp_totals(clients),
+                };
+            }
+            Phase::Measuring { start, at_start } if now - start >= self.spec.window => {
+                let (bytes, datagrams) = udp_totals(clients);
+                self.result = Some(WindowResult {
+                    secs: (now - start).as_secs_f64(),
+                    udp_bytes: bytes - at_start.0,
+                    datagrams: datagrams - at_start.1,
+                });
+                self.phase = Phase::Done;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the window is being measured now (latency samples count only then).
+    pub fn measuring(&self) -> bool {
+        matches!(self.phase, Phase::Measuring { .. })
+    }
+
+    /// The result, once the window has closed.
+    pub fn result(&self) -> Option<WindowResult> {
+        self.result
+    }
+}
+
+/// UDP payload bytes and datagrams received by all clients so far.
+fn udp_totals(clients: &[&GameClient]) -> (u64, u64) {
+    clients.iter().fold((0, 0), |(b, d), c| {
+        let udp = c.net().udp();
+        (b + udp.bytes_in, d + udp.datagrams_in)
+    })
+}

@@ -1,0 +1,142 @@
+//! The server's half of a load scenario: one measured window of ticks.
+//!
+//! Every load scenario (see `kasagi bench`) measures the same way: once the
+//! expected number of clients is connected, the server lets a warm-up pass and
+//! then records every tick of every room over a fixed window: whole-tick wall
+//! time (receive + simulate + replicate + send), ticks that overran their slot,
+//! ticks run against ticks expected, and the process's CPU time.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// When to measure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadWindowSpec {
+    /// Clients that must be connected before the warm-up starts.
+    pub clients: usize,
+    /// How long after that measuring starts.
+    pub warmup: Duration,
+    /// How long the measurement runs.
+    pub window: Duration,
+}
+
+/// What the server measured; printed as the `load_window` JSON event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// Rooms running at the end of the window.
+    pub rooms: usize,
+    /// Clients connected at the end of the window.
+    pub clients: usize,
+    /// The window's length, s.
+    pub window_secs: f64,
+    /// Ticks run by all rooms within the window.
+    pub ticks: u64,
+    /// Ticks the rooms should have run (`rooms · tick_hz · window`).
+    pub ticks_expected: u64,
+    /// Ticks whose wall time exceeded their slot (`1 / tick_hz`).
+    pub overruns: u64,
+    /// Tick wall time, median, ms.
+    pub tick_p50_ms: f64,
+    /// Tick wall time, 99th percentile, ms.
+    pub tick_p99_ms: f64,
+    /// Longest tick, ms.
+    pub tick_max_ms: f64,
+    /// CPU time of the whole server process within the window (user + system), s.
+    pub cpu_secs: f64,
+    /// Entities each room's world starts with (avatars not included).
+    pub world_entities: u64,
+}
+
+enum Phase {
+    Waiting,
+    WarmingUp { until: Instant },
+    Measuring { start: Instant, cpu_start: f64 },
+    Done,
+}
+
+/// Tracks one measurement window; fed by the network thread.
+pub(crate) struct LoadWindow {
+    spec: LoadWindowSpec,
+    phase: Phase,
+    slot_us: u64,
+    tick_hz: u32,
+    world_entities: u64,
+    tick_us: Histogram<u64>,
+    overruns: u64,
+}
+
+impl LoadWindow {
+    pub fn new(spec: LoadWindowSpec, tick_hz: u32, world_entities: u64) -> Self {
+        Self {
+            spec,
+            phase: Phase::Waiting,
+            slot_us: 1_000_000 / u64::from(tick_hz.max(1)),
+            tick_hz,
+            world_entities,
+            tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            overruns: 0,
+        }
+    }
+
+    /// Records one tick of some room.
+    pub fn on_tick(&mut self, micros: u64) {
+        if let Phase::Measuring { .. } = self.phase {
+            self.tick_us.saturating_record(micros.max(1));
+            if micros > self.slot_us {
+                self.overruns += 1;
+            }
+        }
+    }
+
+    /// Advances the phases; returns the report when the window has just closed.
+    pub fn poll(&mut self, clients: usize, rooms: usize) -> Option<LoadReport> {
+        let now = Instant::now();
+        match self.phase {
+            Phase::Waiting if clients >= self.spec.clients => {
+                self.phase = Phase::WarmingUp {
+                    until: now + self.spec.warmup,
+                };
+            }
+            Phase::WarmingUp { until } if now >= until => {
+                self.phase = Phase::Measuring {
+                    start: now,
+                    cpu_start: process_cpu_secs(),
+                };
+            }
+            Phase::Measuring { start, cpu_start } if now - start >= self.spec.window => {
+                let secs = (now - start).as_secs_f64();
+                let h = &self.tick_us;
+                let report = LoadReport {
+                    rooms,
+                    clients,
+                    window_secs: secs,
+                    ticks: h.len(),
+                    ticks_expected: (rooms as f64 * f64::from(self.tick_hz) * secs).round() as u64,
+                    overruns: self.overruns,
+                    tick_p50_ms: h.value_at_quantile(0.5) as f64 / 1_000.0,
+                    tick_p99_ms: h.value_at_quantile(0.99) as f64 / 1_000.0,
+                    tick_max_ms: h.max() as f64 / 1_000.0,
+                    cpu_secs: process_cpu_secs() - cpu_start,
+                    world_entities: self.world_entities,
+                };
+                self.phase = Phase::Done;
+                return Some(report);
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// User + system CPU time of this process so far, s (0 where unsupported).
+pub fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct we hand it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
