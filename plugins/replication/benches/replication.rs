@@ -5,6 +5,9 @@
 //!   views centred on random entities, acking every tick. Time of one
 //!   replication run (collect, interest, build, encode), mutations excluded.
 //! * `replication/idle_10k_100clients`: the same world with nothing changing.
+//! * `replication/room_10k_10pct_50clients`: the S2 load on the replication
+//!   side: 10 % of 10,000 moving, 50 clients seeing the whole room (they share
+//!   one delta per tick), acks included in the time.
 //! * Bytes per moving entity are printed once (room view, 10 % moving).
 //!
 //! Run: `cargo bench -p kasagi_replication --bench replication`
@@ -142,6 +145,20 @@ fn replication(c: &mut Criterion) {
                 w.app.update();
                 total += start.elapsed();
                 black_box(w.ack_all());
+            }
+            total
+        })
+    });
+    let mut w = World10k::new(50, |_| View::Room);
+    group.bench_function("room_10k_10pct_50clients", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                w.move_share(0.10);
+                let start = Instant::now();
+                w.app.update();
+                black_box(w.ack_all());
+                total += start.elapsed();
             }
             total
         })

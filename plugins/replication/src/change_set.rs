@@ -138,6 +138,17 @@ pub struct LimitedChangeSet {
 }
 
 impl LimitedChangeSet {
+    /// Whether a delta carries nothing (no creation, move, update or removal);
+    /// it may still carry a checksum.
+    pub fn is_empty_delta(&self) -> bool {
+        self.created.is_empty()
+            && self.moved.is_empty()
+            && self.updated.is_empty()
+            && self.removed.is_empty()
+    }
+}
+
+impl LimitedChangeSet {
     /// Whether this is a full state.
     pub fn is_full(&self) -> bool {
         self.baseline.is_none()

@@ -114,6 +114,9 @@ pub struct ClientReplica {
     pub(crate) tick: Option<u64>,
     pub(crate) entities: HashMap<NetId, ReplicaEntity>,
     pub(crate) precision: f32,
+    /// The baseline of the newest change set applied: positions older than it
+    /// are no longer needed as delta bases.
+    pub(crate) baseline: Option<u64>,
     assembling: BTreeMap<u64, Assembly>,
     ack: Option<u64>,
     resync_needed: bool,
@@ -127,6 +130,7 @@ impl ClientReplica {
             tick: None,
             entities: HashMap::default(),
             precision,
+            baseline: None,
             assembling: BTreeMap::new(),
             ack: None,
             resync_needed: false,

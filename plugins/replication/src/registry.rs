@@ -140,6 +140,13 @@ impl ReplicationRegistry {
             .map_or("unknown", String::as_str)
     }
 
+    /// Whether any component is visible to its owner only.
+    pub fn has_private_components(&self) -> bool {
+        self.components
+            .iter()
+            .any(|c| c.visibility == Visibility::Private)
+    }
+
     /// The component that places entities in space, if one is registered.
     pub fn position_index(&self) -> Option<ComponentIndex> {
         self.position.as_ref().map(|p| p.index)

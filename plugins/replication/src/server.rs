@@ -10,6 +10,8 @@ pub(crate) mod collect;
 mod history;
 mod interest;
 pub(crate) mod mirror;
+mod shared;
+mod trail;
 
 use std::collections::BTreeMap;
 

@@ -4,6 +4,8 @@
 //! center-less views; a channel that drops, duplicates and reorders change sets
 //! and acks. Once the impairment stops, every client must hold exactly the
 //! server's visible state for it (values and checksum) within 10 ticks.
+//! Protocols with and without an owner-only component are both drawn: without
+//! one, room views that are in step share one encoded delta per tick.
 
 mod common;
 
@@ -115,13 +117,15 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(seed: u64, views: &[u8]) -> Self {
+    /// `private`: whether the protocol has an owner-only component. Without
+    /// one, in-step room views take the shared delta (`server::shared`).
+    fn new(seed: u64, views: &[u8], private: bool) -> Self {
         let config = ReplicationConfig {
             mtu: 300,
             checksum_interval: 4,
             ..ReplicationConfig::default()
         };
-        let (mut server, kind) = server_app(config.clone());
+        let (mut server, kind) = server_app_with(config.clone(), private);
         // A few entities to start with; entity 0 is the radius views' center.
         let center = server
             .world_mut()
@@ -151,7 +155,7 @@ impl Harness {
                     .connect(id, view);
                 (
                     id,
-                    client_app(config.clone()),
+                    client_app_with(config.clone(), private),
                     Channel::default(),
                     Channel::default(),
                 )
@@ -243,8 +247,9 @@ proptest! {
         drop in 0.0f64..0.5,
         duplicate in 0.0f64..0.3,
         max_delay in 0u64..4,
+        private in any::<bool>(),
     ) {
-        let mut h = Harness::new(seed, &views);
+        let mut h = Harness::new(seed, &views, private);
         let imp = Impairment { drop, duplicate, max_delay };
         for ops in &noisy {
             h.tick(ops, imp);

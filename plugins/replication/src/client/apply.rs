@@ -24,6 +24,7 @@ impl ClientReplica {
         }
         validate(&set, registry)?;
         let tick = set.tick;
+        self.baseline = set.baseline;
 
         if set.is_full() {
             let keep: std::collections::HashSet<NetId> = set.created.iter().map(|e| e.id).collect();
@@ -79,17 +80,6 @@ impl ClientReplica {
             self.despawn(world, id);
         }
 
-        // Positions older than the baseline can never be a delta base again.
-        if let Some(base) = set.baseline {
-            for entry in self.entities.values_mut() {
-                let keep_from = entry
-                    .positions
-                    .iter()
-                    .rposition(|(t, _)| *t <= base)
-                    .unwrap_or(0);
-                entry.positions.drain(..keep_from);
-            }
-        }
         self.tick = Some(tick);
         self.ack = Some(tick);
         self.stats.applied += 1;
@@ -169,6 +159,17 @@ impl ClientReplica {
         };
         match to {
             Some(q) => {
+                // Positions older than the baseline can never be a delta base
+                // again (baselines only move forward). Pruned here, as the
+                // entity moves, so a tick costs what changed, not what is held.
+                if let Some(base) = self.baseline {
+                    let keep_from = entry
+                        .positions
+                        .iter()
+                        .rposition(|(t, _)| *t <= base)
+                        .unwrap_or(0);
+                    entry.positions.drain(..keep_from);
+                }
                 entry.positions.retain(|(t, _)| *t < tick);
                 entry.positions.push((tick, q));
                 if let Ok(mut e) = world.get_entity_mut(entry.entity) {

@@ -2,7 +2,7 @@
 
 use bevy_platform::collections::HashMap;
 
-use super::client_state::{ClientState, SentRecord};
+use super::client_state::ClientState;
 use super::history::History;
 use super::mirror::{EntityRecord, Mirror};
 use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
@@ -38,7 +38,6 @@ pub(crate) fn build(
         baseline,
         ..LimitedChangeSet::default()
     };
-    let mut positions = Vec::new();
 
     match baseline {
         None => {
@@ -48,7 +47,6 @@ pub(crate) fn build(
                 if let Some(record) = cx.mirror.records.get(&id) {
                     set.created
                         .push(entity_state(id, record, client, cx.registry));
-                    positions.extend(record.qpos.map(|q| (id, q)));
                 }
             }
             client.needs_full = false;
@@ -58,9 +56,9 @@ pub(crate) fn build(
             client.stats.full_states += 1;
         }
         Some(base) => {
-            // Deltas of positions need the client's positions at the baseline,
-            // which the server knows exactly when the baseline is the acked tick.
-            let delta_base = (client.acked == Some(base)).then_some(&client.acked_pos);
+            // A client holds the server's positions of its acked tick (see
+            // `trail`), so moves can be deltas when the baseline is that tick.
+            let delta_base = client.acked == Some(base);
             for (&id, _) in client
                 .unacked_entries
                 .iter()
@@ -69,7 +67,6 @@ pub(crate) fn build(
                 if let Some(record) = cx.mirror.records.get(&id) {
                     set.created
                         .push(entity_state(id, record, client, cx.registry));
-                    positions.extend(record.qpos.map(|q| (id, q)));
                 }
             }
             set.removed.extend(client.pending_removals.keys().copied());
@@ -116,12 +113,14 @@ pub(crate) fn build(
                 if mask & position_bit != 0 {
                     match record.qpos {
                         Some(to) => {
-                            let held = delta_base.and_then(|m| m.get(&id)).copied();
+                            let held = delta_base
+                                .then(|| record.trail.at(base))
+                                .flatten()
+                                .flatten();
                             set.moved.push(Move {
                                 id,
                                 to: move_to(to, held),
                             });
-                            positions.push((id, to));
                         }
                         None => unset |= position_bit,
                     }
@@ -164,19 +163,14 @@ pub(crate) fn build(
         && set.removed.is_empty()
         && set.checksum.is_none();
     let horizon = tick.saturating_sub(u64::from(cx.config.history_ticks) + 1);
-    while client.sent.front().is_some_and(|s| s.tick < horizon) {
+    while client.sent.front().is_some_and(|&s| s < horizon) {
         client.sent.pop_front();
     }
     if baseline.is_some() && nothing {
         // The client's state at its baseline is already the current one.
         return None;
     }
-    client.sent.push_back(SentRecord {
-        tick,
-        full: baseline.is_none(),
-        baseline,
-        positions,
-    });
+    client.sent.push_back(tick);
     Some(set)
 }
 

@@ -5,19 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bevy_platform::collections::HashMap;
 
 use super::{AckError, ClientStats, View};
-use crate::change_set::QPos;
 use crate::net_id::{ClientId, NetId};
-
-/// A change set that was sent but not yet acknowledged.
-#[derive(Debug)]
-pub(crate) struct SentRecord {
-    pub tick: u64,
-    pub full: bool,
-    /// The tick this change set was a delta against.
-    pub baseline: Option<u64>,
-    /// The quantized positions it carried; they become the delta base once acked.
-    pub positions: Vec<(NetId, QPos)>,
-}
 
 #[derive(Debug)]
 pub(crate) struct ClientState {
@@ -35,9 +23,8 @@ pub(crate) struct ClientState {
     pub pending_removals: BTreeMap<NetId, u64>,
     /// The newest tick the client acknowledged.
     pub acked: Option<u64>,
-    /// Quantized positions the client holds as of `acked`.
-    pub acked_pos: HashMap<NetId, QPos>,
-    pub sent: VecDeque<SentRecord>,
+    /// Ticks of the change sets sent and not yet acknowledged (acks must name one).
+    pub sent: VecDeque<u64>,
     pub needs_full: bool,
     /// The tick of a full state sent but not yet acknowledged.
     pub full_in_flight: Option<u64>,
@@ -55,7 +42,6 @@ impl ClientState {
             unacked_entries: BTreeMap::new(),
             pending_removals: BTreeMap::new(),
             acked: None,
-            acked_pos: HashMap::default(),
             sent: VecDeque::new(),
             needs_full: true,
             full_in_flight: None,
@@ -84,39 +70,17 @@ impl ClientState {
         if self.acked.is_some_and(|a| tick <= a) {
             return Ok(());
         }
-        let Some(index) = self.sent.iter().position(|s| s.tick == tick) else {
+        let Some(index) = self.sent.iter().position(|&s| s == tick) else {
             return Err(AckError::UnknownTick(tick));
         };
-        // Everything older than the acked change set is superseded by it. The client
-        // now holds the positions of the acked change set on top of those of its
-        // baseline; if that baseline is an unacknowledged full state, start from it.
-        let mut older: Vec<SentRecord> = self.sent.drain(..=index).collect();
-        let record = older.pop().expect("index is in range");
-        if record.full {
-            self.acked_pos.clear();
-        } else if record.baseline != self.acked
-            && let Some(full) = older
-                .into_iter()
-                .rev()
-                .find(|r| r.full && Some(r.tick) == record.baseline)
-        {
-            self.acked_pos.clear();
-            self.acked_pos.extend(full.positions);
-        }
-        self.acked_pos.extend(record.positions);
+        // Everything older than the acked change set is superseded by it.
+        self.sent.drain(..=index);
         self.acked = Some(tick);
         if self.full_in_flight.is_some_and(|f| f <= tick) {
             self.full_in_flight = None;
         }
         self.unacked_entries.retain(|_, entered| *entered > tick);
-        let acked_pos = &mut self.acked_pos;
-        self.pending_removals.retain(|id, left| {
-            let pending = *left > tick;
-            if !pending {
-                acked_pos.remove(id);
-            }
-            pending
-        });
+        self.pending_removals.retain(|_, left| *left > tick);
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use bevy_platform::collections::HashMap;
 
 use super::build::{BuildContext, build};
 use super::mirror::{EntityRecord, quantize};
+use super::shared::{SharedDelta, in_step};
 use super::{ReplicationServer, interest};
 use crate::ReplicationSystems;
 use crate::change_set::{ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, KindChanges};
@@ -149,6 +150,7 @@ fn collect_changed<C: ReplicatedComponent>(
                 let was_placed = record.qpos.is_some();
                 server.scratch.moved.push((id, record.qpos));
                 record.qpos = Some(q);
+                record.trail.record(tick, record.qpos);
                 placed = !was_placed;
             }
         }
@@ -197,6 +199,7 @@ fn collect_removed<C: ReplicatedComponent>(
             });
         record.touch(index, server.tick);
         if is_position && let Some(q) = record.qpos.take() {
+            record.trail.record(server.tick, None);
             server.mirror.grid.remove(id, q);
             server.mirror.refresh_everywhere(id);
             server.scratch.moved.push((id, Some(q)));
@@ -299,6 +302,7 @@ pub(crate) fn register_entities(
                 changed_at: vec![tick; registry.components().len()],
                 last_change: tick,
                 qpos: None,
+                trail: Default::default(),
                 hash_public: 0,
                 hash_owner: 0,
             },
@@ -379,7 +383,17 @@ pub(crate) fn send_change_sets(
         registry: &registry,
         config: &config,
     };
+    let mut shared = SharedDelta::default();
+    let shareable = !registry.has_private_components();
     for (id, client) in server.clients.iter_mut() {
+        if shareable && in_step(client, &cx) {
+            if let Some(packets) = shared.packets_for(client, &cx, &mut scratch) {
+                client.stats.packets += packets.len() as u64;
+                client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
+                server.outbox.entry(*id).or_default().extend(packets);
+            }
+            continue;
+        }
         let Some(set) = build(client, &cx, &mut scratch) else {
             continue;
         };

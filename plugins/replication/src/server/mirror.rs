@@ -28,6 +28,8 @@ pub(crate) struct EntityRecord {
     /// The newest of `changed_at`.
     pub last_change: u64,
     pub qpos: Option<QPos>,
+    /// Recent values of `qpos`, the base of position deltas.
+    pub trail: super::trail::PositionTrail,
     /// Hash as seen by a non-owner and by the owner (private components included).
     pub hash_public: u64,
     pub hash_owner: u64,

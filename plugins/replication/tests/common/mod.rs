@@ -34,17 +34,43 @@ pub fn register(app: &mut App) -> KindId {
     app.replicate_kind("units")
 }
 
+/// The test protocol without the owner-only component: room views then
+/// share one delta per tick (`server::shared`).
+pub fn register_public(app: &mut App) -> KindId {
+    app.replicate_position::<Pos>(|p| p.0, Pos)
+        .replicate::<Health>();
+    app.replicate_kind("units")
+}
+
 pub fn server_app(config: ReplicationConfig) -> (App, KindId) {
-    let mut app = App::new();
-    app.add_plugins(ReplicationPlugin::default().with_config(config));
-    let kind = register(&mut app);
-    (app, kind)
+    server_app_with(config, true)
 }
 
 pub fn client_app(config: ReplicationConfig) -> App {
+    client_app_with(config, true)
+}
+
+/// A server app, with or without the owner-only component in its protocol.
+pub fn server_app_with(config: ReplicationConfig, private: bool) -> (App, KindId) {
+    let mut app = App::new();
+    app.add_plugins(ReplicationPlugin::default().with_config(config));
+    let kind = if private {
+        register(&mut app)
+    } else {
+        register_public(&mut app)
+    };
+    (app, kind)
+}
+
+/// A client app, with or without the owner-only component in its protocol.
+pub fn client_app_with(config: ReplicationConfig, private: bool) -> App {
     let mut app = App::new();
     app.add_plugins(ClientReplicationPlugin { config });
-    register(&mut app);
+    if private {
+        register(&mut app);
+    } else {
+        register_public(&mut app);
+    }
     app
 }
 
