@@ -97,6 +97,11 @@ pub struct BotsSummary {
     pub checksums_ok: u64,
     /// Checksums that did not match.
     pub checksum_mismatches: u64,
+    /// Full states received by all clients (one each on join; more mean a client fell
+    /// behind the server's history window or asked to resync).
+    pub full_states: u64,
+    /// Change sets applied by all clients.
+    pub change_sets_applied: u64,
     /// Fewest entities a client held at the end.
     pub entities_min: usize,
     /// Most entities a client held at the end.
@@ -218,7 +223,8 @@ fn drive(
             next_input = now + Duration::from_millis(33);
         }
         let counted = window.as_ref().is_none_or(Window::measuring);
-        for (bot, probe) in bots.iter_mut().zip(&mut probes) {
+        let mut turned = Vec::new();
+        for (i, bot) in bots.iter_mut().enumerate() {
             if bot.client.update().is_err() || bot.client.state() != SyncState::Synced {
                 continue;
             }
@@ -230,7 +236,7 @@ fn drive(
                 bot.next_turn = now + Duration::from_millis(rng.random_range(1000..3000));
                 // Sent at once, so latency runs from the send.
                 bot.client.send_input(bot.heading.to_array(), None);
-                *probe = Some(Probe::new(bot.heading, counted));
+                turned.push(i);
             } else if send_inputs {
                 bot.client.send_input(bot.heading.to_array(), None);
             }
@@ -244,6 +250,10 @@ fn drive(
             }
         }
         let clients: Vec<&GameClient> = bots.iter().map(|b| &b.client).collect();
+        for i in turned {
+            let heading = bots[i].heading;
+            probes[i] = Some(Probe::new(heading, counted, i, &clients));
+        }
         latency.resolve(&clients, &mut probes);
         let synced = clients
             .iter()
@@ -307,6 +317,8 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         window_secs: outcome.window.map_or(0.0, |w| w.secs),
         checksums_ok: stats.iter().map(|s| s.checksums_ok).sum(),
         checksum_mismatches: stats.iter().map(|s| s.checksum_mismatches).sum(),
+        full_states: stats.iter().map(|s| s.full_states).sum(),
+        change_sets_applied: stats.iter().map(|s| s.applied).sum(),
         entities_min: held.iter().copied().min().unwrap_or(0),
         entities_max: held.iter().copied().max().unwrap_or(0),
         entities_ok: held

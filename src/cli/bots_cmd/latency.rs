@@ -18,7 +18,7 @@ use crate::sim::Velocity;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One heading change on its way.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) struct Probe {
     heading: Vec2,
     sent: Instant,
@@ -26,16 +26,31 @@ pub(super) struct Probe {
     remote: bool,
     /// Whether the probe started within the measured window.
     counted: bool,
+    /// The other clients that already held the avatar when the input was sent:
+    /// only they can confirm it (one that walks into view later would measure
+    /// its walk, not the latency).
+    observers: Vec<usize>,
 }
 
 impl Probe {
-    pub fn new(heading: Vec2, counted: bool) -> Self {
+    /// A probe for `clients[me]`'s new `heading`, sent now.
+    pub fn new(heading: Vec2, counted: bool, me: usize, clients: &[&GameClient]) -> Self {
+        let observers = match clients[me].player() {
+            Some(player) => clients
+                .iter()
+                .enumerate()
+                .filter(|(j, c)| *j != me && c.replica().entity(player).is_some())
+                .map(|(j, _)| j)
+                .collect(),
+            None => Vec::new(),
+        };
         Self {
             heading,
             sent: Instant::now(),
             own: false,
             remote: false,
             counted,
+            observers,
         }
     }
 }
@@ -74,10 +89,10 @@ impl Latency {
                 }
             }
             if self.measure_remote && !probe.remote {
-                let seen = clients
+                let seen = probe
+                    .observers
                     .iter()
-                    .enumerate()
-                    .any(|(j, c)| j != i && moving_along(c, player, probe.heading));
+                    .any(|&j| moving_along(clients[j], player, probe.heading));
                 if seen {
                     probe.remote = true;
                     if probe.counted {
@@ -85,7 +100,8 @@ impl Latency {
                     }
                 }
             }
-            let done = probe.own && (probe.remote || !self.measure_remote);
+            let remote_done = probe.remote || !self.measure_remote || probe.observers.is_empty();
+            let done = probe.own && remote_done;
             if done || elapsed > PROBE_TIMEOUT {
                 *slot = None;
             }
@@ -93,7 +109,9 @@ impl Latency {
     }
 }
 
-/// Whether `client` holds `player` with a velocity pointing along `heading`.
+/// Whether `client` holds `player` with a velocity pointing along `heading`,
+/// or along its reflection: an avatar at the map edge bounces off it, which
+/// flips the signs of its velocity but not their magnitudes.
 fn moving_along(client: &GameClient, player: NetId, heading: Vec2) -> bool {
     let Some(entity) = client.replica().entity(player) else {
         return false;
@@ -102,5 +120,5 @@ fn moving_along(client: &GameClient, player: NetId, heading: Vec2) -> bool {
         .app()
         .world()
         .get::<Velocity>(entity)
-        .is_some_and(|v| v.0.normalize_or_zero().dot(heading) > 0.99)
+        .is_some_and(|v| v.0.normalize_or_zero().abs().dot(heading.abs()) > 0.999)
 }

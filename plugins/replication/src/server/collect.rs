@@ -12,7 +12,7 @@ use bevy_platform::collections::HashMap;
 
 use super::build::{BuildContext, build};
 use super::mirror::{EntityRecord, quantize};
-use super::shared::{SharedDelta, in_step};
+use super::shared::{SharedDelta, shared_baseline};
 use super::{ReplicationServer, interest};
 use crate::ReplicationSystems;
 use crate::change_set::{ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, KindChanges};
@@ -386,8 +386,8 @@ pub(crate) fn send_change_sets(
     let mut shared = SharedDelta::default();
     let shareable = !registry.has_private_components();
     for (id, client) in server.clients.iter_mut() {
-        if shareable && in_step(client, &cx) {
-            if let Some(packets) = shared.packets_for(client, &cx, &mut scratch) {
+        if let Some(base) = shareable.then(|| shared_baseline(client, &cx)).flatten() {
+            if let Some(packets) = shared.packets_for(client, base, &cx, &mut scratch) {
                 client.stats.packets += packets.len() as u64;
                 client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
                 server.outbox.entry(*id).or_default().extend(packets);
