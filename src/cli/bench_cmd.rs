@@ -154,7 +154,8 @@ fn run_bots(
     let mut cmd = Command::new(exe);
     cmd.args(["bots", "--server", addr, "--json", "--key-file"])
         .arg(dir.join("server.key"));
-    let cap = (args.warmup + args.window + 90.0).ceil() as u64;
+    // A minute to connect (the window starts anyway then), warm-up, window, slack.
+    let cap = (60.0 + args.warmup + args.window + 30.0).ceil() as u64;
     cmd.args([
         "--room",
         &def.name,
@@ -285,6 +286,8 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
         "rooms": server["rooms"],
         "clients": bots["clients"],
         "synced": bots["connected"],
+        "all_synced_at_start": bots["all_synced_at_start"],
+        "server_clients_at_start": server["clients_at_start"],
         "kb_per_client_per_sec": f(&bots["udp_bytes_per_client_per_sec"]) / 1_000.0,
         "message_kb_per_client_per_sec": f(&bots["bytes_per_client_per_sec"]) / 1_000.0,
         "datagrams_per_client_per_sec": bots["datagrams_per_client_per_sec"],

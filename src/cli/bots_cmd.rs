@@ -93,6 +93,9 @@ pub struct BotsSummary {
     pub datagrams_per_client_per_sec: f64,
     /// The measured window, s (0 without `--window`, or when it never started).
     pub window_secs: f64,
+    /// Whether every client was synced when the window's warm-up began (it
+    /// begins anyway after a minute).
+    pub all_synced_at_start: bool,
     /// Checksums verified by all clients (each proves a replica equal to the server's view).
     pub checksums_ok: u64,
     /// Checksums that did not match.
@@ -315,6 +318,7 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         udp_bytes_per_client_per_sec: udp_rate,
         datagrams_per_client_per_sec: datagram_rate,
         window_secs: outcome.window.map_or(0.0, |w| w.secs),
+        all_synced_at_start: outcome.window.is_some_and(|w| w.all_synced_at_start),
         checksums_ok: stats.iter().map(|s| s.checksums_ok).sum(),
         checksum_mismatches: stats.iter().map(|s| s.checksum_mismatches).sum(),
         full_states: stats.iter().map(|s| s.full_states).sum(),

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// How long the window waits for every client before measuring anyway (a
+/// scenario the machine cannot hold should still be measured, not hang).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// When to measure.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoadWindowSpec {
@@ -29,6 +33,9 @@ pub struct LoadReport {
     pub rooms: usize,
     /// Clients connected at the end of the window.
     pub clients: usize,
+    /// Clients connected when the warm-up started (fewer than expected when
+    /// they did not all connect within [`CONNECT_TIMEOUT`]).
+    pub clients_at_start: usize,
     /// The window's length, s.
     pub window_secs: f64,
     /// Ticks run by all rooms within the window.
@@ -50,7 +57,7 @@ pub struct LoadReport {
 }
 
 enum Phase {
-    Waiting,
+    Waiting { since: Instant },
     WarmingUp { until: Instant },
     Measuring { start: Instant, cpu_start: f64 },
     Done,
@@ -65,13 +72,17 @@ pub(crate) struct LoadWindow {
     world_entities: u64,
     tick_us: Histogram<u64>,
     overruns: u64,
+    clients_at_start: usize,
 }
 
 impl LoadWindow {
     pub fn new(spec: LoadWindowSpec, tick_hz: u32, world_entities: u64) -> Self {
         Self {
             spec,
-            phase: Phase::Waiting,
+            phase: Phase::Waiting {
+                since: Instant::now(),
+            },
+            clients_at_start: 0,
             slot_us: 1_000_000 / u64::from(tick_hz.max(1)),
             tick_hz,
             world_entities,
@@ -94,7 +105,10 @@ impl LoadWindow {
     pub fn poll(&mut self, clients: usize, rooms: usize) -> Option<LoadReport> {
         let now = Instant::now();
         match self.phase {
-            Phase::Waiting if clients >= self.spec.clients => {
+            Phase::Waiting { since }
+                if clients >= self.spec.clients || now - since >= CONNECT_TIMEOUT =>
+            {
+                self.clients_at_start = clients;
                 self.phase = Phase::WarmingUp {
                     until: now + self.spec.warmup,
                 };
@@ -111,6 +125,7 @@ impl LoadWindow {
                 let report = LoadReport {
                     rooms,
                     clients,
+                    clients_at_start: self.clients_at_start,
                     window_secs: secs,
                     ticks: h.len(),
                     ticks_expected: (rooms as f64 * f64::from(self.tick_hz) * secs).round() as u64,

@@ -15,8 +15,11 @@ pub(super) struct WindowSpec {
     pub window: Duration,
 }
 
+/// How long the window waits for every client to sync before measuring anyway.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
 enum Phase {
-    Waiting,
+    Waiting { since: Instant },
     WarmingUp {
         until: Instant,
     },
@@ -35,6 +38,8 @@ pub(super) struct WindowResult {
     pub udp_bytes: u64,
     /// Datagrams received by all clients within the window.
     pub datagrams: u64,
+    /// Whether every client was synced when the warm-up started.
+    pub all_synced_at_start: bool,
 }
 
 /// Tracks the window over the bots' run.
@@ -42,14 +47,18 @@ pub(super) struct Window {
     spec: WindowSpec,
     phase: Phase,
     result: Option<WindowResult>,
+    all_synced_at_start: bool,
 }
 
 impl Window {
     pub fn new(spec: WindowSpec) -> Self {
         Self {
             spec,
-            phase: Phase::Waiting,
+            phase: Phase::Waiting {
+                since: Instant::now(),
+            },
             result: None,
+            all_synced_at_start: false,
         }
     }
 
@@ -57,7 +66,8 @@ impl Window {
     pub fn poll(&mut self, all_synced: bool, clients: &[&GameClient]) {
         let now = Instant::now();
         match self.phase {
-            Phase::Waiting if all_synced => {
+            Phase::Waiting { since } if all_synced || now - since >= SYNC_TIMEOUT => {
+                self.all_synced_at_start = all_synced;
                 self.phase = Phase::WarmingUp {
                     until: now + self.spec.warmup,
                 };
@@ -74,6 +84,7 @@ impl Window {
                     secs: (now - start).as_secs_f64(),
                     udp_bytes: bytes - at_start.0,
                     datagrams: datagrams - at_start.1,
+                    all_synced_at_start: self.all_synced_at_start,
                 });
                 self.phase = Phase::Done;
             }
