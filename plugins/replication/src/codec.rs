@@ -7,8 +7,10 @@
 //! * entity ids are sorted and coded as the gap to the previous id of the same
 //!   list, so a dense set of ids costs about a byte each;
 //! * positions are integer quanta; a move is coded as the difference to the
-//!   position the client has acknowledged when one is known (usually a single
-//!   byte per axis), otherwise absolutely;
+//!   position the client has acknowledged when one is known, otherwise
+//!   absolutely. Delta moves are bit-packed (Elias-gamma id gaps, deltas in
+//!   the narrowest width of their section): about 19 bits per move in the
+//!   swarm instead of 24;
 //! * a change set larger than the MTU is split into *parts* at entity
 //!   boundaries. A client applies a tick only when it holds every part, so a
 //!   lost part costs the tick, never consistency — the next tick's change set
@@ -17,6 +19,7 @@
 //! Decoding is total: any byte string yields a packet or a [`DecodeError`],
 //! never a panic, and allocation is bounded by [`MAX_PACKET_BYTES`].
 
+mod moves;
 mod packet;
 
 pub use packet::{Packet, decode_packet, encode_packets, is_full_state};

@@ -24,7 +24,7 @@ use crate::net_id::KindId;
 use crate::server::collect;
 
 /// Bumped whenever the wire format changes.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The most components one registry can hold (they are tracked in 64-bit masks).
 pub const MAX_COMPONENTS: usize = 64;

@@ -19,7 +19,9 @@ pub(super) struct WindowSpec {
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 enum Phase {
-    Waiting { since: Instant },
+    Waiting {
+        since: Instant,
+    },
     WarmingUp {
         until: Instant,
     },

@@ -3,6 +3,7 @@
 use bincode::enc::write::SizeWriter;
 use serde::{Deserialize, Serialize};
 
+use super::moves::{self, DeltaMoves};
 use super::{DecodeError, MAX_PACKET_BYTES, MAX_PARTS, config};
 use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
 use crate::net_id::{KindId, NetId};
@@ -54,12 +55,14 @@ const MOVED_ABS: usize = 2;
 const UPDATED: usize = 3;
 const REMOVED: usize = 4;
 
-/// A part being filled: per section, its record count, bytes and last id.
+/// A part being filled: per section, its record count, bytes and last id
+/// (delta moves are bit-packed when the part is written, see [`moves`]).
 #[derive(Default)]
 struct PartBuilder {
     counts: [u64; SECTIONS],
     bytes: [Vec<u8>; SECTIONS],
     last_id: [Option<u64>; SECTIONS],
+    deltas: DeltaMoves,
 }
 
 impl PartBuilder {
@@ -68,12 +71,33 @@ impl PartBuilder {
     }
 
     fn size(&self) -> usize {
-        self.bytes.iter().map(Vec::len).sum::<usize>() + SECTIONS * 9
+        self.bytes.iter().map(Vec::len).sum::<usize>() + self.deltas.size_with(None) + SECTIONS * 9
     }
 
     fn is_empty(&self) -> bool {
         self.counts.iter().all(|&c| c == 0)
     }
+}
+
+/// Appends one byte-coded record to the last part, opening a new part when
+/// the record would push it past `budget`.
+fn push(
+    parts: &mut Vec<PartBuilder>,
+    budget: usize,
+    section: usize,
+    id: u64,
+    encode: &dyn Fn(u64) -> Vec<u8>,
+) {
+    let mut part = parts.last_mut().expect("at least one part");
+    let mut record = encode(part.gap(section, id));
+    if !part.is_empty() && part.size() + record.len() > budget {
+        parts.push(PartBuilder::default());
+        part = parts.last_mut().expect("just pushed");
+        record = encode(part.gap(section, id));
+    }
+    part.counts[section] += 1;
+    part.bytes[section].extend_from_slice(&record);
+    part.last_id[section] = Some(id);
 }
 
 /// Encodes a change set into packets of at most `mtu` bytes each (a single
@@ -82,21 +106,8 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
     let budget = mtu.saturating_sub(HEADER_MAX).max(1);
     let mut parts: Vec<PartBuilder> = vec![PartBuilder::default()];
 
-    let mut push = |section: usize, id: u64, encode: &dyn Fn(u64) -> Vec<u8>| {
-        let mut part = parts.last_mut().expect("at least one part");
-        let mut record = encode(part.gap(section, id));
-        if !part.is_empty() && part.size() + record.len() > budget {
-            parts.push(PartBuilder::default());
-            part = parts.last_mut().expect("just pushed");
-            record = encode(part.gap(section, id));
-        }
-        part.counts[section] += 1;
-        part.bytes[section].extend_from_slice(&record);
-        part.last_id[section] = Some(id);
-    };
-
     for e in sorted(&set.created, |e| e.id) {
-        push(CREATED, e.id.0, &|gap| {
+        push(&mut parts, budget, CREATED, e.id.0, &|gap| {
             let pos = e.position.map(|p| (p.x, p.y));
             encode(&WireCreate {
                 gap,
@@ -106,14 +117,32 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
             })
         });
     }
+    let mut last_delta = None;
     for m in sorted(&set.moved, |m| m.id) {
         match m.to {
-            MoveTo::Delta(d) => push(MOVED_DELTA, m.id.0, &|gap| encode(&(gap, d.x, d.y))),
-            MoveTo::Absolute(p) => push(MOVED_ABS, m.id.0, &|gap| encode(&(gap, p.x, p.y))),
+            MoveTo::Delta(d) => {
+                // Ids within a section must increase; a repeated id is a malformed set.
+                if last_delta.is_some_and(|last| last >= m.id.0) {
+                    continue;
+                }
+                last_delta = Some(m.id.0);
+                let part = parts.last_mut().expect("at least one part");
+                let grown = part.size() - part.deltas.size_with(None)
+                    + part.deltas.size_with(Some((m.id.0, d.x, d.y)));
+                if !part.is_empty() && grown > budget {
+                    parts.push(PartBuilder::default());
+                }
+                let part = parts.last_mut().expect("at least one part");
+                part.deltas.push(m.id.0, d.x, d.y);
+                part.counts[MOVED_DELTA] += 1;
+            }
+            MoveTo::Absolute(p) => push(&mut parts, budget, MOVED_ABS, m.id.0, &|gap| {
+                encode(&(gap, p.x, p.y))
+            }),
         }
     }
     for u in sorted(&set.updated, |u| u.id) {
-        push(UPDATED, u.id.0, &|gap| {
+        push(&mut parts, budget, UPDATED, u.id.0, &|gap| {
             encode(&WireUpdate {
                 gap,
                 set: u.set.clone(),
@@ -125,7 +154,7 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
     removed.sort_unstable();
     removed.dedup();
     for id in removed {
-        push(REMOVED, id.0, &|gap| encode(&gap));
+        push(&mut parts, budget, REMOVED, id.0, &|gap| encode(&gap));
     }
 
     let count = parts.len().min(usize::from(MAX_PARTS)) as u16;
@@ -155,7 +184,12 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
             out.extend_from_slice(&encode(&header));
             for s in 0..SECTIONS {
                 out.extend_from_slice(&encode(&part.counts[s]));
-                out.extend_from_slice(&part.bytes[s]);
+                if s == MOVED_DELTA {
+                    part.deltas
+                        .write(&mut out, |v, out| out.extend_from_slice(&encode(&v)));
+                } else {
+                    out.extend_from_slice(&part.bytes[s]);
+                }
             }
             out
         })
@@ -191,13 +225,15 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
             components: c.components,
         });
     }
-    let mut ids = IdDecoder::default();
-    for _ in 0..take_count(&mut rest)? {
-        let (gap, dx, dy): (u64, i32, i32) = take(&mut rest)?;
-        set.moved.push(Move {
-            id: ids.next(gap)?,
-            to: MoveTo::Delta(QPos { x: dx, y: dy }),
-        });
+    let count: u64 = take(&mut rest)?;
+    if count > 0 {
+        let first: u64 = take(&mut rest)?;
+        for (id, dx, dy) in moves::read(&mut rest, count, first)? {
+            set.moved.push(Move {
+                id: NetId(id),
+                to: MoveTo::Delta(QPos { x: dx, y: dy }),
+            });
+        }
     }
     let mut ids = IdDecoder::default();
     for _ in 0..take_count(&mut rest)? {

@@ -203,6 +203,10 @@ fn entity_state(
     }
 }
 
+/// Deltas this large (in quanta) go absolute: deltas share their section's bit
+/// width, so one jump would widen every move of the packet (see `codec::moves`).
+const MAX_DELTA: u32 = 2047;
+
 /// A delta when the client's position is known and the delta is the smaller coding.
 fn move_to(to: QPos, held: Option<QPos>) -> MoveTo {
     match held {
@@ -212,7 +216,7 @@ fn move_to(to: QPos, held: Option<QPos>) -> MoveTo {
                 y: to.y.wrapping_sub(h.y),
             };
             let magnitude = |p: QPos| p.x.unsigned_abs().max(p.y.unsigned_abs());
-            if magnitude(d) <= magnitude(to) {
+            if magnitude(d) <= magnitude(to) && magnitude(d) <= MAX_DELTA {
                 MoveTo::Delta(d)
             } else {
                 MoveTo::Absolute(to)
