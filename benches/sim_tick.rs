@@ -30,6 +30,8 @@ fn village(npcs: u32) -> WorldDef {
             players: 50,
         },
         tuning: Tuning::default(),
+        swarm: None,
+        interest: None,
     }
 }
 

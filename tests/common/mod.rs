@@ -23,6 +23,8 @@ pub fn small_world(seed: u64) -> WorldDef {
             players: 4,
         },
         tuning: Tuning::default(),
+        swarm: None,
+        interest: None,
     }
 }
 

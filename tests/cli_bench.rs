@@ -1,0 +1,114 @@
+//! `kasagi bench`: a load scenario end to end, server and bots as real processes over UDP.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn kasagi() -> Command {
+    Command::cargo_bin("kasagi").expect("the kasagi binary is built")
+}
+
+fn one_json_line(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one JSON line: {stdout}");
+    serde_json::from_str(lines[0]).expect("the line is JSON")
+}
+
+/// S1 in miniature: two clients that must each hold the whole swarm plus both
+/// avatars, with checksums agreeing, and every figure of the report present.
+#[test]
+fn a_small_s1_run_reports_a_converged_measured_window() {
+    let out = kasagi()
+        .args([
+            "bench",
+            "s1",
+            "--clients",
+            "2",
+            "--warmup",
+            "0.5",
+            "--window",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let v = one_json_line(&out);
+    assert_eq!(v["scenario"], "S1");
+    assert_eq!(v["synced"], 2);
+    assert_eq!(v["all_synced_at_start"], true);
+    assert_eq!(v["entities_expected"], 1_002);
+    assert_eq!(
+        v["entities_ok"], 2,
+        "every client holds the whole room: {v}"
+    );
+    assert_eq!(v["desyncs"], 0);
+    assert_eq!(v["checksum_mismatches"], 0);
+    assert!(v["checksums_ok"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["ticks"].as_u64().unwrap() > 30, "{v}");
+    assert!(v["ticks_expected"].as_u64().unwrap() > 30, "{v}");
+    for key in [
+        "kb_per_client_per_sec",
+        "tick_p50_ms",
+        "tick_p99_ms",
+        "server_cpu_secs",
+        "datagrams_per_client_per_sec",
+    ] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    assert!(v["tick_p50_ms"].as_f64() <= v["tick_p99_ms"].as_f64());
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2);
+    assert!(
+        targets
+            .iter()
+            .all(|t| t["value"].is_number() && t["met"].is_boolean())
+    );
+}
+
+#[test]
+fn world_flags_shape_the_swarm_and_are_validated() {
+    let out = kasagi()
+        .args([
+            "sim",
+            "--world",
+            "assets/worlds/swarm.ron",
+            "--ticks",
+            "30",
+            "--entities",
+            "321",
+            "--moving",
+            "0.5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v = one_json_line(&out);
+    assert_eq!(v["entities_by_kind"]["swarm"], 321);
+    assert_eq!(v["entities"], 321);
+
+    // `=` keeps clap from reading a negative radius as a flag.
+    for (arg, message) in [
+        ("--moving=1.5", "swarm.moving"),
+        ("--interest=sideways", "neither `off` nor a positive radius"),
+        ("--interest=-3", "neither `off` nor a positive radius"),
+    ] {
+        let out = kasagi()
+            .args([
+                "sim",
+                "--world",
+                "assets/worlds/swarm.ron",
+                "--ticks",
+                "1",
+                arg,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{arg}: {stderr}");
+    }
+}
