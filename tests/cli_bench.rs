@@ -69,23 +69,26 @@ fn a_small_s1_run_reports_a_converged_measured_window() {
     );
 }
 
+/// `kasagi sim` of the swarm world with `args` added.
+fn swarm_sim(args: &[&str]) -> std::process::Output {
+    kasagi()
+        .args(["sim", "--world", "assets/worlds/swarm.ron"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn world_flags_shape_the_swarm_and_are_validated() {
-    let out = kasagi()
-        .args([
-            "sim",
-            "--world",
-            "assets/worlds/swarm.ron",
-            "--ticks",
-            "30",
-            "--entities",
-            "321",
-            "--moving",
-            "0.5",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let out = swarm_sim(&[
+        "--ticks",
+        "30",
+        "--entities",
+        "321",
+        "--moving",
+        "0.5",
+        "--json",
+    ]);
     let v = one_json_line(&out);
     assert_eq!(v["entities_by_kind"]["swarm"], 321);
     assert_eq!(v["entities"], 321);
@@ -96,17 +99,7 @@ fn world_flags_shape_the_swarm_and_are_validated() {
         ("--interest=sideways", "neither `off` nor a positive radius"),
         ("--interest=-3", "neither `off` nor a positive radius"),
     ] {
-        let out = kasagi()
-            .args([
-                "sim",
-                "--world",
-                "assets/worlds/swarm.ron",
-                "--ticks",
-                "1",
-                arg,
-            ])
-            .output()
-            .unwrap();
+        let out = swarm_sim(&["--ticks", "1", arg]);
         assert_eq!(out.status.code(), Some(2), "{arg}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{arg}: {stderr}");

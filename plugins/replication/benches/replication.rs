@@ -99,6 +99,27 @@ impl World10k {
         bytes
     }
 
+    /// Runs `iters` ticks with `share` of the entities moving; times the
+    /// replication update, and the clients' acks too when `with_acks`.
+    fn run(&mut self, iters: u64, share: f32, with_acks: bool) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            if share > 0.0 {
+                self.move_share(share);
+            }
+            let start = Instant::now();
+            self.app.update();
+            if with_acks {
+                black_box(self.ack_all());
+                total += start.elapsed();
+            } else {
+                total += start.elapsed();
+                black_box(self.ack_all());
+            }
+        }
+        total
+    }
+
     fn move_share(&mut self, share: f32) -> usize {
         let mut moved = 0;
         for i in 0..self.entities.len() {
@@ -125,43 +146,14 @@ fn replication(c: &mut Criterion) {
         radius: 100.0,
     });
     group.bench_function("changes_10k_10pct_100clients", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                w.move_share(0.10);
-                let start = Instant::now();
-                w.app.update();
-                total += start.elapsed();
-                black_box(w.ack_all());
-            }
-            total
-        })
+        b.iter_custom(|iters| w.run(iters, 0.10, false))
     });
     group.bench_function("idle_10k_100clients", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                w.app.update();
-                total += start.elapsed();
-                black_box(w.ack_all());
-            }
-            total
-        })
+        b.iter_custom(|iters| w.run(iters, 0.0, false))
     });
     let mut w = World10k::new(50, |_| View::Room);
     group.bench_function("room_10k_10pct_50clients", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                w.move_share(0.10);
-                let start = Instant::now();
-                w.app.update();
-                black_box(w.ack_all());
-                total += start.elapsed();
-            }
-            total
-        })
+        b.iter_custom(|iters| w.run(iters, 0.10, true))
     });
     group.finish();
 
