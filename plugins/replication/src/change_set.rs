@@ -91,13 +91,18 @@ pub struct ComponentWrite {
     pub bytes: Option<Vec<u8>>,
 }
 
+/// A field path such as `position.x`. Interned: every change of the same
+/// field shares one allocation (a busy tick has thousands of them). Serialized
+/// as a plain string.
+pub type FieldPath = std::sync::Arc<str>;
+
 /// One leaf field that changed, e.g. `{entity: 7, field: "position.x", old: 1.0, new: 1.5}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     /// The entity.
     pub entity: NetId,
     /// The field path, starting with the component name.
-    pub field: String,
+    pub field: FieldPath,
     /// The value before the tick.
     pub old: FieldValue,
     /// The value after the tick.

@@ -66,7 +66,7 @@ mod registry;
 pub mod server;
 pub mod snapshot;
 
-pub use change_set::{FullChangeSet, LimitedChangeSet, QPos};
+pub use change_set::{FieldPath, FullChangeSet, LimitedChangeSet, QPos};
 pub use config::ReplicationConfig;
 pub use net_id::{AlwaysRelevant, ClientId, KindId, NetId, NetIdAllocator, Owner, Replicated};
 pub use registry::{

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::change_set::{
-    ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FullChangeSet, KindChanges,
+    ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath, FullChangeSet,
+    KindChanges,
 };
 use crate::net_id::NetId;
 
@@ -106,7 +107,7 @@ struct Effect {
     /// Component writes on an entity that was not (re)created, by component, in order.
     written: BTreeMap<String, Option<Vec<u8>>>,
     /// Field changes on an entity that was not (re)created: (first old, last new).
-    fields: BTreeMap<String, FieldChange>,
+    fields: BTreeMap<FieldPath, FieldChange>,
 }
 
 impl FullChangeSet {
@@ -198,7 +199,7 @@ fn ensure(map: &mut BTreeMap<NetId, Effect>, id: NetId, kind: &str) {
     });
 }
 
-fn merge_field(fields: &mut BTreeMap<String, FieldChange>, change: FieldChange) {
+fn merge_field(fields: &mut BTreeMap<FieldPath, FieldChange>, change: FieldChange) {
     match fields.get_mut(&change.field) {
         Some(existing) => existing.new = change.new,
         None => {

@@ -74,7 +74,7 @@ fn full_change_set_has_created_field_updates_and_deletions_by_kind() {
         units_changes.updated
     );
     let change = &units_changes.updated[0];
-    assert_eq!((change.entity, change.field.as_str()), (id, "pos.x"));
+    assert_eq!((change.entity, &*change.field), (id, "pos.x"));
     assert_eq!(
         (&change.old, &change.new),
         (&FieldValue::F32(1.0), &FieldValue::F32(1.5))

@@ -137,7 +137,7 @@ fn composed_field_updates_keep_the_first_old_and_the_last_new_value() {
     let changes = &composed.kinds["units"];
     assert_eq!(changes.updated.len(), 1);
     let change = &changes.updated[0];
-    assert_eq!(change.field, "pos.x");
+    assert_eq!(&*change.field, "pos.x");
     assert_eq!(
         (&change.old, &change.new),
         (

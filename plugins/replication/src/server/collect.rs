@@ -15,7 +15,9 @@ use super::mirror::{EntityRecord, quantize};
 use super::shared::{SharedDelta, shared_baseline};
 use super::{ReplicationServer, interest};
 use crate::ReplicationSystems;
-use crate::change_set::{ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, KindChanges};
+use crate::change_set::{
+    ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath, KindChanges,
+};
 use crate::codec::{encode_component, encode_packets};
 use crate::config::ReplicationConfig;
 use crate::fields::{FieldValue, diff_fields, visit_fields};
@@ -28,11 +30,26 @@ type ChangedQuery<'w, 's, C> =
 
 /// The last replicated value of every entity's `C`, to diff fields against.
 #[derive(Resource)]
-pub(crate) struct Shadows<C: Component>(HashMap<NetId, C>);
+pub(crate) struct Shadows<C: Component>(HashMap<NetId, C>, PathCache);
 
 impl<C: Component> Default for Shadows<C> {
     fn default() -> Self {
-        Self(HashMap::default())
+        Self(HashMap::default(), PathCache::default())
+    }
+}
+
+/// The interned field paths of one component.
+#[derive(Default)]
+pub(crate) struct PathCache(HashMap<Box<str>, FieldPath>);
+
+impl PathCache {
+    fn get(&mut self, path: &str) -> FieldPath {
+        if let Some(p) = self.0.get(path) {
+            return p.clone();
+        }
+        let p: FieldPath = path.into();
+        self.0.insert(path.into(), p.clone());
+        p
     }
 }
 
@@ -87,8 +104,9 @@ fn collect_changed<C: ReplicatedComponent>(
 ) {
     let tick = server.tick;
     let server = &mut *server;
+    let Shadows(values, paths) = &mut *shadows;
     for (id, _, _) in &server.scratch.despawned {
-        shadows.0.remove(id);
+        values.remove(id);
     }
     let is_position = registry.position_index() == Some(index);
     let name = registry.component(index).map_or("", |c| c.name.as_str());
@@ -101,7 +119,7 @@ fn collect_changed<C: ReplicatedComponent>(
         let bytes = encode_component(value);
         let mut bit = index.bit();
         if !created {
-            let old = shadows.0.get(&id);
+            let old = values.get(&id);
             if old == Some(value) {
                 continue;
             }
@@ -116,7 +134,7 @@ fn collect_changed<C: ReplicatedComponent>(
                     &mut |field, old, new| {
                         changes.updated.push(FieldChange {
                             entity: id,
-                            field: field.to_string(),
+                            field: paths.get(field),
                             old,
                             new,
                         });
@@ -125,7 +143,7 @@ fn collect_changed<C: ReplicatedComponent>(
                 None => visit_fields(value.as_partial_reflect(), &mut path, &mut |field, new| {
                     changes.updated.push(FieldChange {
                         entity: id,
-                        field: field.to_string(),
+                        field: paths.get(field),
                         old: FieldValue::Debug("<absent>".into()),
                         new,
                     });
@@ -137,7 +155,7 @@ fn collect_changed<C: ReplicatedComponent>(
                 bytes: Some(bytes.clone()),
             });
         }
-        shadows.0.insert(id, value.clone());
+        values.insert(id, value.clone());
         record.components[usize::from(index.0)] = Some(bytes);
         let mut placed = false;
         if is_position && let Some(getter) = &getter {
