@@ -279,7 +279,7 @@ fn drive(
 
 fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
     let n = f64::from(args.count);
-    let bytes: u64 = bots.iter().map(|b| b.client.net().bytes_received()).sum();
+    let bytes: u64 = bots.iter().map(|b| b.client.bytes_received()).sum();
     let (udp_rate, datagram_rate) = match outcome.window {
         Some(w) => (
             w.udp_bytes as f64 / n / w.secs,
@@ -287,7 +287,7 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         ),
         None => {
             let (bytes, datagrams) = bots.iter().fold((0, 0), |(b, d), bot| {
-                let udp = bot.client.net().udp();
+                let udp = bot.client.udp();
                 (b + udp.bytes_in, d + udp.datagrams_in)
             });
             (

@@ -108,7 +108,7 @@ impl Window {
 /// UDP payload bytes and datagrams received by all clients so far.
 fn udp_totals(clients: &[&GameClient]) -> (u64, u64) {
     clients.iter().fold((0, 0), |(b, d), c| {
-        let udp = c.net().udp();
+        let udp = c.udp();
         (b + udp.bytes_in, d + udp.datagrams_in)
     })
 }

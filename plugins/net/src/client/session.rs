@@ -94,6 +94,8 @@ pub struct GameClient {
     /// History ticks received and not yet taken.
     history: Vec<HistoryTick>,
     stats: SessionStats,
+    /// Socket and message totals of connections replaced by reconnects.
+    earlier: (super::UdpCounters, u64),
     command_sequence: u32,
     predictor: Option<super::prediction::Predictor>,
     reconnector: Option<Reconnector>,
@@ -119,6 +121,7 @@ impl GameClient {
             last_error: None,
             history: Vec::new(),
             stats: SessionStats::default(),
+            earlier: Default::default(),
             command_sequence: 0,
             predictor: None,
             reconnector: None,
@@ -396,6 +399,17 @@ impl GameClient {
         &self.net
     }
 
+    /// What crossed this client's sockets, over every connection of the
+    /// session (reconnects open new sockets).
+    pub fn udp(&self) -> super::UdpCounters {
+        self.earlier.0 + self.net.udp()
+    }
+
+    /// Message bytes received over every connection of the session.
+    pub fn bytes_received(&self) -> u64 {
+        self.earlier.1 + self.net.bytes_received()
+    }
+
     fn try_reconnect(&mut self, cause: &NetError) {
         let now = Instant::now();
         if self.next_reconnect.is_some_and(|t| now < t) {
@@ -418,7 +432,11 @@ impl GameClient {
     /// Continues the session over a new connection (after a drop): the server
     /// hands back the same player and resumes by delta from the last ack.
     pub fn reconnect(&mut self, net: NetClient) {
-        self.net = net;
+        let old = std::mem::replace(&mut self.net, net);
+        self.earlier = (
+            self.earlier.0 + old.udp(),
+            self.earlier.1 + old.bytes_received(),
+        );
         self.join_sent = false;
         self.state = SyncState::Connecting;
         self.stats.reconnects += 1;

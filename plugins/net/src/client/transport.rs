@@ -28,6 +28,19 @@ pub struct UdpCounters {
     pub bytes_out: u64,
 }
 
+impl std::ops::Add for UdpCounters {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            datagrams_in: self.datagrams_in + other.datagrams_in,
+            bytes_in: self.bytes_in + other.bytes_in,
+            datagrams_out: self.datagrams_out + other.datagrams_out,
+            bytes_out: self.bytes_out + other.bytes_out,
+        }
+    }
+}
+
 /// Why the transport failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TransportError {
