@@ -34,7 +34,7 @@ pub struct LoadReport {
     /// Clients connected at the end of the window.
     pub clients: usize,
     /// Clients connected when the warm-up started (fewer than expected when
-    /// they did not all connect within [`CONNECT_TIMEOUT`]).
+    /// they did not all connect within a minute).
     pub clients_at_start: usize,
     /// The window's length, s.
     pub window_secs: f64,

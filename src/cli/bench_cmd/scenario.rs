@@ -14,6 +14,7 @@ pub enum ScenarioName {
     /// Swarm of 10,000, a tenth moving, 50 clients seeing everything.
     S2,
     /// As S2 with 200 clients, each seeing a radius of 100 around its avatar.
+    #[serde(rename = "S2i")]
     S2i,
     /// The village, 50 clients: input → confirmed on another client.
     S4,

@@ -99,12 +99,17 @@ impl EntityRecord {
             self.qpos,
             self.visible_components(registry, false),
         );
-        self.hash_owner = entity_hash(
-            id,
-            self.kind,
-            self.qpos,
-            self.visible_components(registry, true),
-        );
+        // Owners see more only when some component is owner-only.
+        self.hash_owner = if registry.has_private_components() {
+            entity_hash(
+                id,
+                self.kind,
+                self.qpos,
+                self.visible_components(registry, true),
+            )
+        } else {
+            self.hash_public
+        };
     }
 
     pub fn hash_for(&self, client: ClientId) -> u64 {
