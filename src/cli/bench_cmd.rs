@@ -95,14 +95,8 @@ fn run_network(args: &BenchArgs, setup: &Setup) -> anyhow::Result<Value> {
         .args(["--world", setup.world, "--data-dir"])
         .arg(&dir);
     world_flags(&mut server_cmd, setup);
-    server_cmd.args([
-        "--measure-clients",
-        &setup.clients.to_string(),
-        "--warmup",
-        &args.warmup.to_string(),
-        "--window",
-        &args.window.to_string(),
-    ]);
+    server_cmd.args(["--measure-clients", &setup.clients.to_string()]);
+    server_cmd.args(window_flags(args));
     let server_log = dir.join("server.log");
     let mut server = server_cmd
         .stdout(Stdio::piped())
@@ -122,6 +116,16 @@ fn run_network(args: &BenchArgs, setup: &Setup) -> anyhow::Result<Value> {
         outcome.with_context(|| format!("server log: {}", server_log.display()))?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(merge(setup, &report, &bots, args))
+}
+
+/// `--warmup` and `--window`, the same for server and bots so both measure one window.
+fn window_flags(args: &BenchArgs) -> [String; 4] {
+    [
+        "--warmup".into(),
+        args.warmup.to_string(),
+        "--window".into(),
+        args.window.to_string(),
+    ]
 }
 
 fn world_flags(cmd: &mut Command, setup: &Setup) {
@@ -163,13 +167,10 @@ fn run_bots(
         &setup.rooms.to_string(),
         "--count",
         &setup.clients.to_string(),
-        "--warmup",
-        &args.warmup.to_string(),
-        "--window",
-        &args.window.to_string(),
         "--duration",
         &cap.to_string(),
     ]);
+    cmd.args(window_flags(args));
     if !setup.active {
         cmd.arg("--idle");
     }
