@@ -51,6 +51,13 @@ impl StateChecksum {
         self.count += 1;
     }
 
+    /// Takes back a hash added before, so that a running checksum can follow
+    /// entities leaving a view or changing without summing everything again.
+    pub fn remove(&mut self, entity_hash: u64) {
+        self.sum = self.sum.wrapping_sub(entity_hash);
+        self.count = self.count.wrapping_sub(1);
+    }
+
     /// The final checksum.
     pub fn finish(self) -> u64 {
         let mut bytes = [0u8; 16];

@@ -149,6 +149,13 @@ impl Plugin for ReplicationPlugin {
         app.insert_resource(self.config.clone())
             .insert_resource(ReplicationServer::new(&self.config))
             .init_resource::<NetIdAllocator>();
+        // Entities spawned before the plugin was added missed the queueing hook.
+        let world = app.world_mut();
+        let existing: Vec<Entity> = world
+            .query_filtered::<Entity, With<Replicated>>()
+            .iter(world)
+            .collect();
+        world.insert_resource(net_id::NewlyReplicated(existing));
         let s = self.schedule;
         app.configure_sets(
             s,

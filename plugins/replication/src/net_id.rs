@@ -1,6 +1,8 @@
 //! Network identity: which entities replicate, under which stable id, of which kind, owned by whom.
 
+use bevy_ecs::lifecycle::HookContext;
 use bevy_ecs::prelude::*;
+use bevy_ecs::world::DeferredWorld;
 use serde::{Deserialize, Serialize};
 
 /// A stable network id: the same for an entity on the server, in every client and in
@@ -24,9 +26,23 @@ pub struct KindId(pub u16);
 /// If the entity has no [`NetId`] when it is first replicated, the server assigns
 /// the next free one; games with their own stable ids insert a `NetId` themselves.
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+#[component(on_add = queue_newly_replicated)]
 pub struct Replicated {
     /// The entity's kind, which groups it in change sets.
     pub kind: KindId,
+}
+
+/// Entities that gained [`Replicated`] since the server last registered new
+/// entities. A hook fills it so that registering costs what was added, where an
+/// `Added<Replicated>` filter would test every replicated entity every tick.
+#[derive(Resource, Default)]
+pub(crate) struct NewlyReplicated(pub Vec<Entity>);
+
+fn queue_newly_replicated(mut world: DeferredWorld, ctx: HookContext) {
+    // Absent in apps without the server plugin (a client's replica).
+    if let Some(mut queue) = world.get_resource_mut::<NewlyReplicated>() {
+        queue.0.push(ctx.entity);
+    }
 }
 
 /// The client that owns an entity: it alone receives the entity's private components,

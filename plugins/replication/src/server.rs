@@ -118,10 +118,7 @@ impl ReplicationServer {
             .round()
             .clamp(1.0, 1.0e9) as i32;
         Self {
-            mirror: Mirror {
-                grid: mirror::Grid::new(cell_quanta),
-                ..Mirror::default()
-            },
+            mirror: Mirror::new(cell_quanta),
             ..Self::default()
         }
     }

@@ -309,6 +309,48 @@ fn ids_are_assigned_or_kept() {
 }
 
 #[test]
+fn entities_start_replicating_once_however_they_arrive() {
+    // Spawned before the plugin: registered on the first tick all the same.
+    let mut app = App::new();
+    let early = app
+        .world_mut()
+        .spawn((Replicated { kind: KindId(0) }, Health(1)))
+        .id();
+    app.add_plugins(ReplicationPlugin::default());
+    let units = common::register(&mut app);
+    assert_eq!(units, KindId(0));
+    app.update();
+    let entities = |app: &App| app.world().resource::<ReplicationServer>().entity_count();
+    assert_eq!(entities(&app), 1);
+
+    // `Replicated` removed and inserted again within a tick: still one entity,
+    // same id, and no new creation in the change set.
+    let id = *app.world().get::<NetId>(early).unwrap();
+    app.world_mut().entity_mut(early).remove::<Replicated>();
+    app.world_mut()
+        .entity_mut(early)
+        .insert(Replicated { kind: units });
+    // Spawned and despawned within a tick: never replicated.
+    let fleeting = spawn(&mut app, units, Vec2::ZERO);
+    app.world_mut().despawn(fleeting);
+    app.update();
+    assert_eq!(entities(&app), 1);
+    assert_eq!(app.world().get::<NetId>(early), Some(&id));
+    assert!(change_set(&app).kinds.is_empty(), "{:?}", change_set(&app));
+
+    // Removed for a tick, then back: it replicates again, as a new creation.
+    app.world_mut().entity_mut(early).remove::<Replicated>();
+    app.update();
+    assert_eq!(entities(&app), 0);
+    app.world_mut()
+        .entity_mut(early)
+        .insert(Replicated { kind: units });
+    app.update();
+    assert_eq!(entities(&app), 1);
+    assert_eq!(change_set(&app).kinds["units"].created.len(), 1);
+}
+
+#[test]
 fn the_protocol_hash_tracks_the_registry() {
     let hash = |app: &App| {
         app.world()

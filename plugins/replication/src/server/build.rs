@@ -76,22 +76,24 @@ pub(crate) fn build(
             let held_since_base = |id: &NetId, entered: u64| {
                 entered <= base && !client.unacked_entries.contains_key(id)
             };
-            let window: usize = cx.history.since(base).map(|r| r.changed.len()).sum();
-            if window <= client.visible.len() {
+            let window = cx.history.changes_since(base);
+            if window == 0 {
+                // Nothing changed since the baseline.
+            } else if window <= client.visible.len() {
                 for record in cx.history.since(base) {
                     for &(id, mask) in &record.changed {
                         if client
                             .visible
                             .get(&id)
-                            .is_some_and(|entered| held_since_base(&id, *entered))
+                            .is_some_and(|seen| held_since_base(&id, seen.entered))
                         {
                             *scratch.entry(id).or_default() |= mask;
                         }
                     }
                 }
             } else {
-                for (id, entered) in &client.visible {
-                    if held_since_base(id, *entered)
+                for (id, seen) in &client.visible {
+                    if held_since_base(id, seen.entered)
                         && let Some(record) = cx.mirror.records.get(id)
                     {
                         let mask = record.changed_since(base);
@@ -102,7 +104,12 @@ pub(crate) fn build(
                 }
             }
             let position_bit = cx.registry.position_index().map_or(0, |p| p.bit());
-            let mut changed: Vec<(NetId, u64)> = scratch.iter().map(|(id, m)| (*id, *m)).collect();
+            // An empty map still walks its whole capacity when iterated.
+            let mut changed: Vec<(NetId, u64)> = if scratch.is_empty() {
+                Vec::new()
+            } else {
+                scratch.iter().map(|(id, m)| (*id, *m)).collect()
+            };
             changed.sort_unstable_by_key(|(id, _)| *id);
             for (id, mask) in changed {
                 let Some(record) = cx.mirror.records.get(&id) else {
@@ -154,7 +161,7 @@ pub(crate) fn build(
 
     let interval = u64::from(cx.config.checksum_interval);
     if interval > 0 && (tick + u64::from(client.stagger)).is_multiple_of(interval) {
-        set.checksum = Some(checksum(client, cx.mirror));
+        set.checksum = Some(client.checksum(cx.mirror, cx.history, tick));
     }
 
     let nothing = set.created.is_empty()
@@ -174,7 +181,8 @@ pub(crate) fn build(
     Some(set)
 }
 
-/// The checksum of everything `client` sees.
+/// The checksum of everything `client` sees, summed from scratch (see
+/// `ClientState::checksum` for the running one change sets carry).
 pub(crate) fn checksum(client: &ClientState, mirror: &Mirror) -> u64 {
     let mut sum = StateChecksum::default();
     for id in client.visible.keys() {

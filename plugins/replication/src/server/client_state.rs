@@ -4,8 +4,20 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bevy_platform::collections::HashMap;
 
+use super::history::History;
+use super::mirror::Mirror;
 use super::{AckError, ClientStats, View};
+use crate::checksum::StateChecksum;
 use crate::net_id::{ClientId, NetId};
+
+/// One entity a client sees.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seen {
+    /// The tick it (last) entered view.
+    pub entered: u64,
+    /// Its hash as counted in the client's running checksum.
+    pub hash: u64,
+}
 
 #[derive(Debug)]
 pub(crate) struct ClientState {
@@ -15,8 +27,12 @@ pub(crate) struct ClientState {
     pub view: View,
     /// The view changed or the client is new: recompute visibility from scratch.
     pub view_dirty: bool,
-    /// Visible entities with the tick they (last) entered view.
-    pub visible: HashMap<NetId, u64>,
+    /// Visible entities.
+    pub visible: HashMap<NetId, Seen>,
+    /// The sum of the visible entities' `Seen::hash`.
+    running: StateChecksum,
+    /// The tick whose changes the `Seen::hash`es include; `None` before the first checksum.
+    running_at: Option<u64>,
     /// Visible entities that entered after the last ack: still sent as creates.
     pub unacked_entries: BTreeMap<NetId, u64>,
     /// Entities that left view (or were despawned) after the last ack: still sent as removals.
@@ -39,6 +55,8 @@ impl ClientState {
             view,
             view_dirty: true,
             visible: HashMap::default(),
+            running: StateChecksum::default(),
+            running_at: None,
             unacked_entries: BTreeMap::new(),
             pending_removals: BTreeMap::new(),
             acked: None,
@@ -49,10 +67,14 @@ impl ClientState {
         }
     }
 
-    /// Marks an entity visible from `tick`.
-    pub fn enter(&mut self, id: NetId, tick: u64) {
+    /// Marks an entity visible from `tick`; `hash` is its current hash for this client.
+    pub fn enter(&mut self, id: NetId, tick: u64, hash: u64) {
         if let bevy_platform::collections::hash_map::Entry::Vacant(slot) = self.visible.entry(id) {
-            slot.insert(tick);
+            slot.insert(Seen {
+                entered: tick,
+                hash,
+            });
+            self.running.add(hash);
             self.unacked_entries.insert(id, tick);
             self.pending_removals.remove(&id);
         }
@@ -60,7 +82,8 @@ impl ClientState {
 
     /// Marks an entity no longer visible from `tick`.
     pub fn leave(&mut self, id: NetId, tick: u64) {
-        if self.visible.remove(&id).is_some() {
+        if let Some(seen) = self.visible.remove(&id) {
+            self.running.remove(seen.hash);
             self.unacked_entries.remove(&id);
             self.pending_removals.insert(id, tick);
         }
@@ -109,5 +132,47 @@ impl ClientState {
             return None;
         }
         history_covers(base).then_some(base)
+    }
+
+    /// The checksum of everything the client sees at `tick`.
+    ///
+    /// The hashes of visible entities are kept as of the last checksum, so only
+    /// entities changed since then are looked up again, or every visible entity
+    /// when that is fewer (or the history no longer reaches back). An idle view
+    /// costs nothing; `build::checksum` is the from-scratch equivalent.
+    pub fn checksum(&mut self, mirror: &Mirror, history: &History, tick: u64) -> u64 {
+        let Self {
+            id,
+            visible,
+            running,
+            running_at,
+            ..
+        } = self;
+        let mut refresh = |nid: &NetId, seen: &mut Seen| {
+            if let Some(record) = mirror.records.get(nid) {
+                let hash = record.hash_for(*id);
+                running.remove(seen.hash);
+                running.add(hash);
+                seen.hash = hash;
+            }
+        };
+        let since = running_at.filter(|&at| history.covers_since(at));
+        let window = since.map(|at| history.changes_since(at));
+        match (since, window) {
+            (Some(at), Some(n)) if n <= visible.len() => {
+                for record in history.since(at) {
+                    for (nid, _) in &record.changed {
+                        if let Some(seen) = visible.get_mut(nid) {
+                            refresh(nid, seen);
+                        }
+                    }
+                }
+            }
+            _ => visible
+                .iter_mut()
+                .for_each(|(nid, seen)| refresh(nid, seen)),
+        }
+        *running_at = Some(tick);
+        running.finish()
     }
 }

@@ -9,12 +9,16 @@ use crate::net_id::NetId;
 pub(crate) struct TickRecord {
     pub tick: u64,
     pub changed: Vec<(NetId, u64)>,
+    /// Changes recorded before this tick's, since the server started.
+    changes_before: u64,
 }
 
 /// A ring of the last `capacity` ticks' changes.
 #[derive(Debug, Default)]
 pub(crate) struct History {
     ticks: VecDeque<TickRecord>,
+    /// Changes recorded since the server started.
+    changes: u64,
 }
 
 impl History {
@@ -34,6 +38,8 @@ impl History {
         record.changed.clear();
         record.changed.extend(changed);
         record.changed.sort_unstable_by_key(|(id, _)| *id);
+        record.changes_before = self.changes;
+        self.changes += record.changed.len() as u64;
         self.ticks.push_back(record);
     }
 
@@ -45,13 +51,22 @@ impl History {
         }
     }
 
+    /// How many changes the records of ticks after `baseline` hold, without
+    /// walking them (an idle tick costs every client nothing).
+    pub fn changes_since(&self, baseline: u64) -> usize {
+        self.since(baseline)
+            .next()
+            .map_or(0, |first| (self.changes - first.changes_before) as usize)
+    }
+
     /// The records of ticks after `baseline`, oldest first.
     pub fn since(&self, baseline: u64) -> impl Iterator<Item = &TickRecord> {
         // Ticks are consecutive, so the first wanted record is found by offset.
         let skip = self
             .ticks
             .front()
-            .map_or(0, |f| (baseline + 1).saturating_sub(f.tick) as usize);
-        self.ticks.iter().skip(skip)
+            .map_or(0, |f| (baseline + 1).saturating_sub(f.tick) as usize)
+            .min(self.ticks.len());
+        self.ticks.range(skip..)
     }
 }

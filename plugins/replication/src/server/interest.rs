@@ -61,13 +61,12 @@ pub(crate) fn update(
             View::Room => {
                 if client.view_dirty {
                     client.view_dirty = false;
-                    let ids: Vec<NetId> = mirror.records.keys().copied().collect();
-                    for id in ids {
-                        client.enter(id, tick);
+                    for (&id, record) in &mirror.records {
+                        client.enter(id, tick, record.hash_for(client.id));
                     }
                 } else {
                     for &id in &scratch.created {
-                        client.enter(id, tick);
+                        enter(client, mirror, id, tick);
                     }
                 }
             }
@@ -117,7 +116,7 @@ fn reevaluate(
     if let Some(record) = mirror.records.get(&id) {
         let visible = client.visible.contains_key(&id);
         match (visible, sees(client, record, center, radii, visible)) {
-            (false, true) => client.enter(id, tick),
+            (false, true) => client.enter(id, tick, record.hash_for(client.id)),
             (true, false) => client.leave(id, tick),
             _ => {}
         }
@@ -161,7 +160,14 @@ fn recompute(
         client.leave(id, tick);
     }
     for id in next {
-        client.enter(id, tick);
+        enter(client, mirror, id, tick);
+    }
+}
+
+/// Makes `id` visible to `client`, if it is still replicated.
+fn enter(client: &mut ClientState, mirror: &Mirror, id: NetId, tick: u64) {
+    if let Some(record) = mirror.records.get(&id) {
+        client.enter(id, tick, record.hash_for(client.id));
     }
 }
 

@@ -8,7 +8,7 @@ use bevy_platform::collections::{HashMap, HashSet};
 use glam::Vec2;
 
 use crate::change_set::QPos;
-use crate::checksum::entity_hash;
+use crate::checksum::{StateChecksum, entity_hash};
 use crate::net_id::{ClientId, KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
 
@@ -133,9 +133,50 @@ pub(crate) struct Mirror {
     pub grid: Grid,
     /// Entities some client sees regardless of view: always relevant, owned, or without position.
     pub everywhere: HashSet<NetId>,
+    /// The running sum of every record's public hash: the checksum of a room
+    /// view when no component is owner-only.
+    room: StateChecksum,
 }
 
 impl Mirror {
+    /// An empty mirror whose grid cells are `cell_quanta` wide.
+    pub fn new(cell_quanta: i32) -> Self {
+        Self {
+            grid: Grid::new(cell_quanta),
+            ..Self::default()
+        }
+    }
+
+    /// Starts tracking a new entity (hashed by the next [`Mirror::rehash`]).
+    pub fn insert(&mut self, id: NetId, record: EntityRecord) {
+        self.room.add(record.hash_public);
+        if let Some(old) = self.records.insert(id, record) {
+            self.room.remove(old.hash_public);
+        }
+    }
+
+    /// Stops tracking an entity.
+    pub fn remove(&mut self, id: NetId) -> Option<EntityRecord> {
+        let record = self.records.remove(&id)?;
+        self.room.remove(record.hash_public);
+        Some(record)
+    }
+
+    /// Recomputes `id`'s hashes after a change, keeping the room checksum current.
+    pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry) {
+        if let Some(record) = self.records.get_mut(&id) {
+            self.room.remove(record.hash_public);
+            record.rehash(id, registry);
+            self.room.add(record.hash_public);
+        }
+    }
+
+    /// The checksum of a view of the whole room, as a client without owned
+    /// private components sees it.
+    pub fn room_checksum(&self) -> u64 {
+        self.room.finish()
+    }
+
     /// Re-files `id` in the "seen everywhere" index after its flags or position changed.
     pub fn refresh_everywhere(&mut self, id: NetId) {
         match self.records.get(&id) {
