@@ -216,6 +216,7 @@ fn drive(
     };
     let mut latency = Latency::new(args.remote_latency);
     let mut probes: Vec<Option<Probe>> = vec![None; bots.len()];
+    let mut updated = vec![Instant::now(); bots.len()];
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     let mut next_input = Instant::now();
@@ -228,7 +229,9 @@ fn drive(
         let counted = window.as_ref().is_none_or(Window::measuring);
         let mut turned = Vec::new();
         for (i, bot) in bots.iter_mut().enumerate() {
-            if bot.client.update().is_err() || bot.client.state() != SyncState::Synced {
+            let ok = bot.client.update().is_ok();
+            updated[i] = Instant::now();
+            if !ok || bot.client.state() != SyncState::Synced {
                 continue;
             }
             if args.idle {
@@ -239,7 +242,7 @@ fn drive(
                 bot.next_turn = now + Duration::from_millis(rng.random_range(1000..3000));
                 // Sent at once, so latency runs from the send.
                 bot.client.send_input(bot.heading.to_array(), None);
-                turned.push(i);
+                turned.push((i, Instant::now()));
             } else if send_inputs {
                 bot.client.send_input(bot.heading.to_array(), None);
             }
@@ -253,11 +256,11 @@ fn drive(
             }
         }
         let clients: Vec<&GameClient> = bots.iter().map(|b| &b.client).collect();
-        for i in turned {
+        for (i, sent) in turned {
             let heading = bots[i].heading;
-            probes[i] = Some(Probe::new(heading, counted, i, &clients));
+            probes[i] = Some(Probe::new(heading, sent, counted, i, &clients));
         }
-        latency.resolve(&clients, &mut probes);
+        latency.resolve(&clients, &updated, &mut probes);
         let synced = clients
             .iter()
             .filter(|c| c.state() == SyncState::Synced)

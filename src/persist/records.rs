@@ -175,9 +175,11 @@ pub fn visible_cast(full: &FullChangeSet, private: &[String]) -> FullChangeSet {
         for created in &mut changes.created {
             created
                 .components
-                .retain(|c| !private.contains(&c.component));
+                .retain(|c| !private.iter().any(|p| **p == *c.component));
         }
-        changes.written.retain(|w| !private.contains(&w.component));
+        changes
+            .written
+            .retain(|w| !private.iter().any(|p| **p == *w.component));
     }
     out.kinds.retain(|_, changes| !changes.is_empty());
     out

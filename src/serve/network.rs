@@ -171,9 +171,17 @@ impl GameServer {
                 self.load_report = None;
                 last_status = Instant::now();
             }
-            std::thread::sleep(Duration::from_millis(1));
+            self.wait_for_rooms(Duration::from_millis(1));
         }
         self.shutdown();
+    }
+
+    /// Sleeps until a room has output or `timeout` passes: a tick's change sets
+    /// leave as soon as the room hands them over, not at the next 1 ms poll.
+    fn wait_for_rooms(&mut self, timeout: Duration) {
+        if let Ok(msg) = self.from_rooms.recv_timeout(timeout) {
+            self.on_room_message(msg);
+        }
     }
 
     /// One pass: read the socket, route, forward room output, flush.
@@ -182,23 +190,7 @@ impl GameServer {
             self.on_event(event);
         }
         while let Ok(msg) = self.from_rooms.try_recv() {
-            match msg {
-                FromRoom::Send { client, message } => self.queue(client, message),
-                FromRoom::Tick { micros, .. } => {
-                    self.tick_us.saturating_record(micros.max(1));
-                    if let Some(load) = &mut self.load {
-                        load.on_tick(micros);
-                    }
-                }
-                FromRoom::Recovered { room, report } => self.recovered.push((room, report)),
-                FromRoom::Closed { room } => {
-                    if let Some(mut handle) = self.rooms.remove(&room)
-                        && let Some(t) = handle.thread.take()
-                    {
-                        let _ = t.join();
-                    }
-                }
-            }
+            self.on_room_message(msg);
         }
         self.net.flush();
         let now = Instant::now();
@@ -210,6 +202,26 @@ impl GameServer {
             .collect();
         for client in due {
             self.net.disconnect(client);
+        }
+    }
+
+    fn on_room_message(&mut self, msg: FromRoom) {
+        match msg {
+            FromRoom::Send { client, message } => self.queue(client, message),
+            FromRoom::Tick { micros, .. } => {
+                self.tick_us.saturating_record(micros.max(1));
+                if let Some(load) = &mut self.load {
+                    load.on_tick(micros);
+                }
+            }
+            FromRoom::Recovered { room, report } => self.recovered.push((room, report)),
+            FromRoom::Closed { room } => {
+                if let Some(mut handle) = self.rooms.remove(&room)
+                    && let Some(t) = handle.thread.take()
+                {
+                    let _ = t.join();
+                }
+            }
         }
     }
 

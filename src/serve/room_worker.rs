@@ -105,11 +105,12 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             }
         }
         let took = room.tick();
+        // Change sets first: the network thread wakes on the first message.
+        send_packets(&mut room, &roster, &out);
+        ack_inputs(&room, &mut roster, &out);
         let _ = out.send(FromRoom::Tick {
             micros: took.as_micros() as u64,
         });
-        send_packets(&mut room, &roster, &out);
-        ack_inputs(&room, &mut roster, &out);
         expire_away(&mut room, &mut roster, settings.reconnect_grace, &out);
 
         next_tick += slot;

@@ -62,6 +62,15 @@ impl KindChanges {
     }
 }
 
+/// A component value encoded with the replication codec. Shared: a value is
+/// serialized once when it changes and handed to the full change set and to
+/// every client's change set without a copy. Serialized as a byte sequence.
+pub type ComponentBytes = std::sync::Arc<[u8]>;
+
+/// A registered component name, shared by every change that names it.
+/// Serialized as a plain string.
+pub type ComponentName = std::sync::Arc<str>;
+
 /// An entity with all of its replicated components.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EntitySnapshot {
@@ -75,9 +84,9 @@ pub struct EntitySnapshot {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ComponentValue {
     /// The registered component name.
-    pub component: String,
+    pub component: ComponentName,
     /// The value, encoded with the replication codec.
-    pub bytes: Vec<u8>,
+    pub bytes: ComponentBytes,
 }
 
 /// A component written (or removed) in an update.
@@ -86,9 +95,9 @@ pub struct ComponentWrite {
     /// The entity.
     pub entity: NetId,
     /// The registered component name.
-    pub component: String,
+    pub component: ComponentName,
     /// The new value, or `None` when the component was removed.
-    pub bytes: Option<Vec<u8>>,
+    pub bytes: Option<ComponentBytes>,
 }
 
 /// A field path such as `position.x`. Interned: every change of the same
@@ -170,7 +179,7 @@ pub struct EntityState {
     /// Its quantized position, if it has one.
     pub position: Option<QPos>,
     /// Its visible components other than the position, by registry index.
-    pub components: Vec<(u8, Vec<u8>)>,
+    pub components: Vec<(u8, ComponentBytes)>,
 }
 
 /// A new quantized position.
@@ -211,7 +220,7 @@ pub struct EntityUpdate {
     /// The entity.
     pub id: NetId,
     /// Components with new values, by registry index.
-    pub set: Vec<(u8, Vec<u8>)>,
+    pub set: Vec<(u8, ComponentBytes)>,
     /// Mask of components (bit = registry index) that were removed.
     pub unset: u64,
 }

@@ -15,7 +15,7 @@ use bevy_platform::collections::HashMap;
 use thiserror::Error;
 
 use crate::ReplicationConfig;
-use crate::change_set::{LimitedChangeSet, QPos};
+use crate::change_set::{ComponentBytes, LimitedChangeSet, QPos};
 use crate::checksum::{StateChecksum, entity_hash};
 use crate::codec::{DecodeError, decode_packet};
 use crate::net_id::{KindId, NetId};
@@ -81,7 +81,7 @@ pub(crate) struct ReplicaEntity {
     pub kind: KindId,
     /// Recent quantized positions by tick, newest last: deltas resolve against the baseline's.
     pub positions: Vec<(u64, QPos)>,
-    pub components: BTreeMap<u8, Vec<u8>>,
+    pub components: BTreeMap<u8, ComponentBytes>,
 }
 
 impl ReplicaEntity {
@@ -199,7 +199,7 @@ impl ClientReplica {
     pub fn checksum(&self) -> u64 {
         let mut sum = StateChecksum::default();
         for (id, e) in &self.entities {
-            let components = e.components.iter().map(|(i, b)| (*i, b.as_slice()));
+            let components = e.components.iter().map(|(i, b)| (*i, &**b));
             sum.add(entity_hash(*id, e.kind, e.position(), components));
         }
         sum.finish()

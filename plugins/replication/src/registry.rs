@@ -81,7 +81,7 @@ pub(crate) struct ComponentFns {
 #[derive(Clone)]
 pub struct ComponentInfo {
     /// The name used in field paths, e.g. `position` for `Position`.
-    pub name: String,
+    pub name: crate::change_set::ComponentName,
     /// The Rust type name, part of the protocol hash.
     pub type_name: &'static str,
     /// Who may see it.
@@ -124,7 +124,7 @@ impl ReplicationRegistry {
     pub fn index_of(&self, name: &str) -> Option<ComponentIndex> {
         self.components
             .iter()
-            .position(|c| c.name == name)
+            .position(|c| &*c.name == name)
             .map(|i| ComponentIndex(i as u8))
     }
 
@@ -197,7 +197,7 @@ impl ReplicationRegistry {
             "at most {MAX_COMPONENTS} components can be replicated"
         );
         self.components.push(ComponentInfo {
-            name: snake_case(short_name(type_name)),
+            name: snake_case(short_name(type_name)).into(),
             type_name,
             visibility,
             fns: ComponentFns {

@@ -80,7 +80,7 @@ pub struct VisibleEntity {
     /// Its quantized position.
     pub position: Option<QPos>,
     /// Visible components (position excluded) by registry index.
-    pub components: BTreeMap<u8, Vec<u8>>,
+    pub components: BTreeMap<u8, crate::change_set::ComponentBytes>,
 }
 
 /// The server's replication state. Inserted by [`crate::ReplicationPlugin`].
@@ -252,7 +252,7 @@ impl ReplicationServer {
                         position: r.qpos,
                         components: r
                             .visible_components(registry, owner)
-                            .map(|(i, b)| (i, b.to_vec()))
+                            .map(|(i, b)| (i, b.clone()))
                             .collect(),
                     },
                 ))
@@ -280,7 +280,7 @@ impl ReplicationServer {
                     .enumerate()
                     .filter_map(|(i, bytes)| {
                         let info = registry.component(crate::registry::ComponentIndex(i as u8))?;
-                        Some((info.name.clone(), bytes.clone()?))
+                        Some((info.name.to_string(), bytes.as_ref()?.to_vec()))
                     })
                     .collect();
                 let entity = crate::snapshot::SnapshotEntity {

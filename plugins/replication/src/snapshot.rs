@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::change_set::{
-    ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath, FullChangeSet,
-    KindChanges,
+    ComponentBytes, ComponentName, ComponentValue, ComponentWrite, EntitySnapshot, FieldChange,
+    FieldPath, FullChangeSet, KindChanges,
 };
 use crate::net_id::NetId;
 
@@ -68,7 +68,7 @@ impl WorldSnapshot {
                 let components = created
                     .components
                     .iter()
-                    .map(|c| (c.component.clone(), c.bytes.clone()))
+                    .map(|c| (c.component.to_string(), c.bytes.to_vec()))
                     .collect();
                 self.entities.insert(
                     created.id,
@@ -85,8 +85,8 @@ impl WorldSnapshot {
                     match &write.bytes {
                         Some(bytes) => entity
                             .components
-                            .insert(write.component.clone(), bytes.clone()),
-                        None => entity.components.remove(&write.component),
+                            .insert(write.component.to_string(), bytes.to_vec()),
+                        None => entity.components.remove(&*write.component),
                     };
                 }
             }
@@ -103,9 +103,9 @@ struct Effect {
     /// The entity existed before and was deleted.
     deleted: bool,
     /// The entity was (re)created with these components.
-    created: Option<BTreeMap<String, Vec<u8>>>,
+    created: Option<BTreeMap<ComponentName, ComponentBytes>>,
     /// Component writes on an entity that was not (re)created, by component, in order.
-    written: BTreeMap<String, Option<Vec<u8>>>,
+    written: BTreeMap<ComponentName, Option<ComponentBytes>>,
     /// Field changes on an entity that was not (re)created: (first old, last new).
     fields: BTreeMap<FieldPath, FieldChange>,
 }

@@ -1,7 +1,7 @@
 //! The wire format: round trips, MTU splitting, and total decoding of hostile bytes.
 
 use kasagi_replication::change_set::{
-    EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos,
+    ComponentBytes, EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos,
 };
 use kasagi_replication::codec::{DecodeError, decode_packet, encode_packets};
 use kasagi_replication::{KindId, NetId};
@@ -59,7 +59,7 @@ fn change_set() -> impl Strategy<Value = LimitedChangeSet> {
                             id: NetId(id),
                             kind: KindId(kind),
                             position,
-                            components,
+                            components: shared(components),
                         })
                         .collect(),
                     moved: m_ids
@@ -79,7 +79,7 @@ fn change_set() -> impl Strategy<Value = LimitedChangeSet> {
                         .zip(updates)
                         .map(|(id, (set, unset))| EntityUpdate {
                             id: NetId(id),
-                            set,
+                            set: shared(set),
                             unset,
                         })
                         .collect(),
@@ -221,4 +221,9 @@ fn a_small_move_costs_three_bytes() {
         "{} bytes for 100 moves",
         full - empty
     );
+}
+
+/// Component bytes as the server shares them.
+fn shared(components: Vec<(u8, Vec<u8>)>) -> Vec<(u8, ComponentBytes)> {
+    components.into_iter().map(|(i, b)| (i, b.into())).collect()
 }

@@ -57,7 +57,7 @@ fn full_change_set_has_created_field_updates_and_deletions_by_kind() {
     let names: Vec<&str> = set.kinds["units"].created[0]
         .components
         .iter()
-        .map(|c| c.component.as_str())
+        .map(|c| &*c.component)
         .collect();
     assert_eq!(names, ["pos", "health"]);
 

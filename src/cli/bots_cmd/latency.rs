@@ -4,6 +4,10 @@
 //! probe resolves twice: when the bot's own replica shows its avatar moving the
 //! new way (*own*), and when the first *other* client's replica does
 //! (*remote*: input → confirmed on another client, the S4 figure).
+//!
+//! One process drives many bots in turn, so each confirmation is timed when
+//! that bot's update finished, not when the harness got round to looking:
+//! a real client runs alone on its machine and sees the change as it lands.
 
 use std::time::{Duration, Instant};
 
@@ -33,8 +37,14 @@ pub(super) struct Probe {
 }
 
 impl Probe {
-    /// A probe for `clients[me]`'s new `heading`, sent now.
-    pub fn new(heading: Vec2, counted: bool, me: usize, clients: &[&GameClient]) -> Self {
+    /// A probe for `clients[me]`'s new `heading`, sent at `sent`.
+    pub fn new(
+        heading: Vec2,
+        sent: Instant,
+        counted: bool,
+        me: usize,
+        clients: &[&GameClient],
+    ) -> Self {
         let observers = match clients[me].player() {
             Some(player) => clients
                 .iter()
@@ -46,7 +56,7 @@ impl Probe {
         };
         Self {
             heading,
-            sent: Instant::now(),
+            sent,
             own: false,
             remote: false,
             counted,
@@ -73,27 +83,39 @@ impl Latency {
         }
     }
 
-    /// Resolves what it can of every bot's probe; `probes[i]` belongs to `clients[i]`.
-    pub fn resolve(&mut self, clients: &[&GameClient], probes: &mut [Option<Probe>]) {
+    /// Resolves what it can of every bot's probe; `probes[i]` belongs to
+    /// `clients[i]`, whose last update finished at `updated[i]`.
+    pub fn resolve(
+        &mut self,
+        clients: &[&GameClient],
+        updated: &[Instant],
+        probes: &mut [Option<Probe>],
+    ) {
         for (i, slot) in probes.iter_mut().enumerate() {
             let Some(probe) = slot else { continue };
             let Some(player) = clients[i].player() else {
                 continue;
             };
             let elapsed = probe.sent.elapsed();
-            let micros = elapsed.as_micros().max(1) as u64;
+            let micros = |j: usize| {
+                let at = updated.get(j).copied().unwrap_or_else(Instant::now);
+                at.saturating_duration_since(probe.sent).as_micros().max(1) as u64
+            };
             if !probe.own && moving_along(clients[i], player, probe.heading) {
                 probe.own = true;
                 if probe.counted {
-                    self.own.saturating_record(micros);
+                    self.own.saturating_record(micros(i));
                 }
             }
             if self.measure_remote && !probe.remote {
-                let seen = probe
+                // The first observer to show it, by when its update finished.
+                let first = probe
                     .observers
                     .iter()
-                    .any(|&j| moving_along(clients[j], player, probe.heading));
-                if seen {
+                    .filter(|&&j| moving_along(clients[j], player, probe.heading))
+                    .map(|&j| micros(j))
+                    .min();
+                if let Some(micros) = first {
                     probe.remote = true;
                     if probe.counted {
                         self.remote.saturating_record(micros);

@@ -320,7 +320,9 @@ impl GameClient {
         }
     }
 
-    /// Sends a movement intent for the own player.
+    /// Sends a movement intent for the own player. It leaves at once rather
+    /// than with the next [`GameClient::update`]: input latency is what a
+    /// player feels, and the server applies it at its next tick.
     pub fn send_input(&mut self, movement: [f32; 2], action: Option<u8>) {
         self.input_sequence = self.input_sequence.wrapping_add(1);
         if let Some(p) = &mut self.predictor {
@@ -338,6 +340,7 @@ impl GameClient {
             movement,
             action,
         });
+        self.net.flush();
     }
 
     /// Turns on prediction of the own player, moved by `step` (the game's movement rule).

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::moves::{self, DeltaMoves};
 use super::{DecodeError, MAX_PACKET_BYTES, MAX_PARTS, config};
-use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
+use crate::change_set::{
+    ComponentBytes, EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos,
+};
 use crate::net_id::{KindId, NetId};
 use crate::registry::PROTOCOL_VERSION;
 
@@ -33,20 +35,26 @@ struct Header {
 /// Room for the version byte and the largest header.
 const HEADER_MAX: usize = 1 + 9 + 9 + 3 + 3 + 10;
 
+/// A created entity on the wire. `C` is a borrowed slice when encoding (no
+/// copy of the shared component bytes) and a vector when decoding.
 #[derive(Serialize, Deserialize)]
-struct WireCreate {
+struct WireCreate<C> {
     gap: u64,
     kind: u16,
     pos: Option<(i32, i32)>,
-    components: Vec<(u8, Vec<u8>)>,
+    components: C,
 }
 
+/// An updated entity on the wire; `C` as in [`WireCreate`].
 #[derive(Serialize, Deserialize)]
-struct WireUpdate {
+struct WireUpdate<C> {
     gap: u64,
-    set: Vec<(u8, Vec<u8>)>,
+    set: C,
     unset: u64,
 }
+
+/// Components as decoded.
+type WireComponents = Vec<(u8, ComponentBytes)>;
 
 const SECTIONS: usize = 5;
 const CREATED: usize = 0;
@@ -113,7 +121,7 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
                 gap,
                 kind: e.kind.0,
                 pos,
-                components: e.components.clone(),
+                components: e.components.as_slice(),
             })
         });
     }
@@ -145,7 +153,7 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
         push(&mut parts, budget, UPDATED, u.id.0, &|gap| {
             encode(&WireUpdate {
                 gap,
-                set: u.set.clone(),
+                set: u.set.as_slice(),
                 unset: u.unset,
             })
         });
@@ -217,7 +225,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
 
     let mut ids = IdDecoder::default();
     for _ in 0..take_count(&mut rest)? {
-        let c: WireCreate = take(&mut rest)?;
+        let c: WireCreate<WireComponents> = take(&mut rest)?;
         set.created.push(EntityState {
             id: ids.next(c.gap)?,
             kind: KindId(c.kind),
@@ -245,7 +253,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
     }
     let mut ids = IdDecoder::default();
     for _ in 0..take_count(&mut rest)? {
-        let u: WireUpdate = take(&mut rest)?;
+        let u: WireUpdate<WireComponents> = take(&mut rest)?;
         set.updated.push(EntityUpdate {
             id: ids.next(u.gap)?,
             set: u.set,

@@ -206,7 +206,7 @@ fn entity_state(
         position: record.qpos,
         components: record
             .visible_components(registry, owner_view)
-            .map(|(i, b)| (i, b.to_vec()))
+            .map(|(i, b)| (i, b.clone()))
             .collect(),
     }
 }

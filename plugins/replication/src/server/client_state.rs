@@ -7,6 +7,7 @@ use bevy_platform::collections::HashMap;
 use super::history::History;
 use super::mirror::Mirror;
 use super::{AckError, ClientStats, View};
+use crate::change_set::QPos;
 use crate::checksum::StateChecksum;
 use crate::net_id::{ClientId, NetId};
 
@@ -27,6 +28,8 @@ pub(crate) struct ClientState {
     pub view: View,
     /// The view changed or the client is new: recompute visibility from scratch.
     pub view_dirty: bool,
+    /// The center position `visible` was last brought up to date against.
+    pub view_center: Option<QPos>,
     /// Visible entities.
     pub visible: HashMap<NetId, Seen>,
     /// The sum of the visible entities' `Seen::hash`.
@@ -54,6 +57,7 @@ impl ClientState {
             stagger,
             view,
             view_dirty: true,
+            view_center: None,
             visible: HashMap::default(),
             running: StateChecksum::default(),
             running_at: None,

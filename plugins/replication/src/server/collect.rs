@@ -16,7 +16,8 @@ use super::shared::{SharedDelta, shared_baseline};
 use super::{ReplicationServer, interest};
 use crate::ReplicationSystems;
 use crate::change_set::{
-    ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath, KindChanges,
+    ComponentBytes, ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath,
+    KindChanges,
 };
 use crate::codec::{encode_component, encode_packets};
 use crate::config::ReplicationConfig;
@@ -111,7 +112,9 @@ fn collect_changed<C: ReplicatedComponent>(
         values.remove(id);
     }
     let is_position = registry.position_index() == Some(index);
-    let name = registry.component(index).map_or("", |c| c.name.as_str());
+    let name = registry
+        .component(index)
+        .map_or_else(|| "".into(), |c| c.name.clone());
     let mut path = String::new();
     // `for_each` takes Bevy's dense-table fast path; a `for` loop steps the
     // iterator entity by entity, which doubles the cost of an idle scan.
@@ -120,7 +123,7 @@ fn collect_changed<C: ReplicatedComponent>(
             return;
         };
         let created = record.created_at == tick;
-        let bytes = encode_component(value);
+        let bytes: ComponentBytes = encode_component(value).into();
         let mut bit = index.bit();
         if !created {
             let old = values.get(&id);
@@ -129,7 +132,7 @@ fn collect_changed<C: ReplicatedComponent>(
             }
             let changes = kind_changes(&mut server.scratch.kinds, record.kind);
             path.clear();
-            path.push_str(name);
+            path.push_str(&name);
             match old {
                 Some(old) => diff_fields(
                     old.as_partial_reflect(),
@@ -155,7 +158,7 @@ fn collect_changed<C: ReplicatedComponent>(
             }
             changes.written.push(ComponentWrite {
                 entity: id,
-                component: name.to_string(),
+                component: name.clone(),
                 bytes: Some(bytes.clone()),
             });
         }
@@ -196,7 +199,9 @@ fn collect_removed<C: ReplicatedComponent>(
 ) {
     let server = &mut *server;
     let is_position = registry.position_index() == Some(index);
-    let name = registry.component(index).map_or("", |c| c.name.as_str());
+    let name = registry
+        .component(index)
+        .map_or_else(|| "".into(), |c| c.name.clone());
     for entity in removed.read() {
         // Despawned entities are handled as a whole; re-inserted components as changes.
         if !matches!(alive.get(entity), Ok(false)) {
@@ -216,7 +221,7 @@ fn collect_removed<C: ReplicatedComponent>(
             .written
             .push(ComponentWrite {
                 entity: id,
-                component: name.to_string(),
+                component: name.clone(),
                 bytes: None,
             });
         record.touch(index, server.tick);
@@ -405,8 +410,7 @@ pub(crate) fn send_change_sets(
     config: Res<ReplicationConfig>,
     mut scratch: Local<HashMap<NetId, u64>>,
 ) {
-    let position_bit = registry.position_index().map_or(0, |p| p.bit());
-    interest::update(&mut server, &config, position_bit);
+    interest::update(&mut server, &config);
     let server = &mut *server;
     let cx = BuildContext {
         tick: server.tick,

@@ -21,11 +21,7 @@ struct Radii {
 }
 
 /// Updates every client's visible set for the current tick.
-pub(crate) fn update(
-    server: &mut ReplicationServer,
-    config: &ReplicationConfig,
-    position_bit: u64,
-) {
+pub(crate) fn update(server: &mut ReplicationServer, config: &ReplicationConfig) {
     let tick = server.tick;
     let ReplicationServer {
         mirror,
@@ -78,13 +74,27 @@ pub(crate) fn update(
                 let center_pos = center
                     .and_then(|id| mirror.records.get(&id))
                     .and_then(|r| r.qpos);
-                let center_moved = center
-                    .and_then(|id| scratch.changed.get(&id))
-                    .is_some_and(|mask| mask & position_bit != 0);
-                if client.view_dirty || center_moved {
+                let shift = match (client.view_center, center_pos) {
+                    _ if client.view_dirty => None,
+                    (Some(a), Some(b)) => Some(distance(a, b)),
+                    (None, None) => Some(0.0),
+                    _ => None,
+                };
+                let small = f64::from(mirror.grid.cell_quanta);
+                client.view_center = center_pos;
+                if shift.is_none_or(|d| d > small) {
                     client.view_dirty = false;
                     recompute(client, mirror, center_pos, radii, tick);
                 } else {
+                    // A center that moved by `d` changes the fate only of entities
+                    // between `enter - d` and `keep + d` of it: everything nearer
+                    // was, and stays, in view; everything farther was, and stays, out.
+                    if let (Some(d), Some(c)) = (shift.filter(|d| *d > 0.0), center_pos) {
+                        let (inner, outer) = ((radii.enter - d).max(0.0), radii.keep + d);
+                        mirror.grid.in_ring(c, inner, outer, |id| {
+                            reevaluate(client, mirror, id, center_pos, radii, tick)
+                        });
+                    }
                     for &id in &everyone {
                         reevaluate(client, mirror, id, center_pos, radii, tick);
                     }
@@ -169,6 +179,13 @@ fn enter(client: &mut ClientState, mirror: &Mirror, id: NetId, tick: u64) {
     if let Some(record) = mirror.records.get(&id) {
         client.enter(id, tick, record.hash_for(client.id));
     }
+}
+
+/// The distance between two positions, in quanta.
+fn distance(a: QPos, b: QPos) -> f64 {
+    let dx = f64::from(a.x) - f64::from(b.x);
+    let dy = f64::from(a.y) - f64::from(b.y);
+    (dx * dx + dy * dy).sqrt()
 }
 
 /// Whether `client` sees `record`; entities already visible get the wider keep radius.

@@ -7,7 +7,7 @@ use bevy_ecs::entity::Entity;
 use bevy_platform::collections::{HashMap, HashSet};
 use glam::Vec2;
 
-use crate::change_set::QPos;
+use crate::change_set::{ComponentBytes, QPos};
 use crate::checksum::{StateChecksum, entity_hash};
 use crate::net_id::{ClientId, KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
@@ -22,7 +22,7 @@ pub(crate) struct EntityRecord {
     pub always_relevant: bool,
     /// Serialized component values by registry index (the position component's
     /// bytes included, for lossless change sets; clients get it as `qpos`).
-    pub components: Vec<Option<Vec<u8>>>,
+    pub components: Vec<Option<ComponentBytes>>,
     /// The tick each component last changed for clients (the position: its quantum).
     pub changed_at: Vec<u64>,
     /// The newest of `changed_at`.
@@ -62,7 +62,7 @@ impl EntityRecord {
         &'a self,
         registry: &'a ReplicationRegistry,
         owner_view: bool,
-    ) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+    ) -> impl Iterator<Item = (u8, &'a ComponentBytes)> + 'a {
         let position = registry.position_index();
         self.components
             .iter()
@@ -73,7 +73,7 @@ impl EntityRecord {
                 let allowed = owner_view || info.visibility == Visibility::Public;
                 (allowed && Some(index) != position)
                     .then_some(())
-                    .and(bytes.as_deref())
+                    .and(bytes.as_ref())
                     .map(|b| (i as u8, b))
             })
     }
@@ -97,7 +97,8 @@ impl EntityRecord {
             id,
             self.kind,
             self.qpos,
-            self.visible_components(registry, false),
+            self.visible_components(registry, false)
+                .map(|(i, b)| (i, &**b)),
         );
         // Owners see more only when some component is owner-only.
         self.hash_owner = if registry.has_private_components() {
@@ -105,7 +106,8 @@ impl EntityRecord {
                 id,
                 self.kind,
                 self.qpos,
-                self.visible_components(registry, true),
+                self.visible_components(registry, true)
+                    .map(|(i, b)| (i, &**b)),
             )
         } else {
             self.hash_public
@@ -254,10 +256,31 @@ impl Grid {
         (y0..=y1).flat_map(move |cy| (x0..=x1).map(move |cx| (cx, cy)))
     }
 
-    /// Every id in cells overlapping the square `center ± reach` (in quanta).
-    pub fn around(&self, center: QPos, reach: i32, mut f: impl FnMut(NetId)) {
-        for cell in self.cells_around(center, reach) {
-            if let Some(ids) = self.cells.get(&cell) {
+    /// Every id in cells overlapping the disc of radius `reach` around `center` (in quanta).
+    pub fn around(&self, center: QPos, reach: i32, f: impl FnMut(NetId)) {
+        self.in_ring(center, 0.0, f64::from(reach), f);
+    }
+
+    /// Every id in cells overlapping the ring `inner ..= outer` around `center`
+    /// (in quanta): what a view must look at again when its center shifts a little.
+    pub fn in_ring(&self, center: QPos, inner: f64, outer: f64, mut f: impl FnMut(NetId)) {
+        let q = f64::from(self.cell_quanta);
+        let (px, py) = (f64::from(center.x), f64::from(center.y));
+        let reach = outer.ceil().min(f64::from(i32::MAX)) as i32;
+        for (cx, cy) in self.cells_around(center, reach) {
+            // Distances from the center to the nearest and farthest points of the cell.
+            let (x0, y0) = (f64::from(cx) * q, f64::from(cy) * q);
+            let (x1, y1) = (x0 + q, y0 + q);
+            let near_x = (x0 - px).max(px - x1).max(0.0);
+            let near_y = (y0 - py).max(py - y1).max(0.0);
+            let far_x = (px - x0).abs().max((x1 - px).abs());
+            let far_y = (py - y0).abs().max((y1 - py).abs());
+            if near_x * near_x + near_y * near_y > outer * outer
+                || far_x * far_x + far_y * far_y < inner * inner
+            {
+                continue;
+            }
+            if let Some(ids) = self.cells.get(&(cx, cy)) {
                 ids.iter().copied().for_each(&mut f);
             }
         }
