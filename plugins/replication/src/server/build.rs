@@ -71,50 +71,8 @@ pub(crate) fn build(
             }
             set.removed.extend(client.pending_removals.keys().copied());
 
-            // Walk whichever is smaller: the changes since the baseline, or what the client sees.
-            scratch.clear();
-            let held_since_base = |id: &NetId, entered: u64| {
-                entered <= base && !client.unacked_entries.contains_key(id)
-            };
-            let window = cx.history.changes_since(base);
-            if window == 0 {
-                // Nothing changed since the baseline.
-            } else if window <= client.visible.len() {
-                for record in cx.history.since(base) {
-                    for &(id, mask) in &record.changed {
-                        if client
-                            .visible
-                            .get(&id)
-                            .is_some_and(|seen| held_since_base(&id, seen.entered))
-                        {
-                            *scratch.entry(id).or_default() |= mask;
-                        }
-                    }
-                }
-            } else {
-                for (id, seen) in &client.visible {
-                    if held_since_base(id, seen.entered)
-                        && let Some(record) = cx.mirror.records.get(id)
-                    {
-                        let mask = record.changed_since(base);
-                        if mask != 0 {
-                            scratch.insert(*id, mask);
-                        }
-                    }
-                }
-            }
             let position_bit = cx.registry.position_index().map_or(0, |p| p.bit());
-            // An empty map still walks its whole capacity when iterated.
-            let mut changed: Vec<(NetId, u64)> = if scratch.is_empty() {
-                Vec::new()
-            } else {
-                scratch.iter().map(|(id, m)| (*id, *m)).collect()
-            };
-            changed.sort_unstable_by_key(|(id, _)| *id);
-            for (id, mask) in changed {
-                let Some(record) = cx.mirror.records.get(&id) else {
-                    continue;
-                };
+            for (id, mask, record) in changed_since(client, cx, base, scratch) {
                 let owner_view = record.owner == Some(client.id);
                 let mut unset = 0;
                 if mask & position_bit != 0 {
@@ -179,6 +137,64 @@ pub(crate) fn build(
     }
     client.sent.push_back(tick);
     Some(set)
+}
+
+/// The entities `client` held at `base` that changed since, with what
+/// changed, sorted by id. Found from whichever is smallest: the changes the
+/// interest pass noted for a radius view, the changes since the baseline, or
+/// what the client sees.
+fn changed_since<'a>(
+    client: &ClientState,
+    cx: &BuildContext<'a>,
+    base: u64,
+    scratch: &mut HashMap<NetId, u64>,
+) -> Vec<(NetId, u64, &'a EntityRecord)> {
+    let held_since_base =
+        |id: &NetId, entered: u64| entered <= base && !client.unacked_entries.contains_key(id);
+    let held = |id: &NetId| {
+        client
+            .visible
+            .get(id)
+            .is_some_and(|seen| held_since_base(id, seen.entered))
+    };
+    let with_mask = |id: &NetId| {
+        let record = cx.mirror.records.get(id)?;
+        let mask = record.changed_since(base);
+        (mask != 0).then_some((*id, mask, record))
+    };
+    let window = cx.history.changes_since(base);
+    let mut changed: Vec<(NetId, u64, &EntityRecord)> = if window == 0 {
+        Vec::new()
+    } else if client.pending_covers(base) {
+        client
+            .pending
+            .iter()
+            .filter(|(id, changed)| **changed > base && held(id))
+            .filter_map(|(id, _)| with_mask(id))
+            .collect()
+    } else if window <= client.visible.len() {
+        scratch.clear();
+        for record in cx.history.since(base) {
+            for &(id, mask) in &record.changed {
+                if held(&id) {
+                    *scratch.entry(id).or_default() |= mask;
+                }
+            }
+        }
+        scratch
+            .iter()
+            .filter_map(|(id, mask)| Some((*id, *mask, cx.mirror.records.get(id)?)))
+            .collect()
+    } else {
+        client
+            .visible
+            .iter()
+            .filter(|(id, seen)| held_since_base(id, seen.entered))
+            .filter_map(|(id, _)| with_mask(id))
+            .collect()
+    };
+    changed.sort_unstable_by_key(|(id, _, _)| *id);
+    changed
 }
 
 /// The checksum of everything `client` sees, summed from scratch (see

@@ -30,6 +30,11 @@ pub(crate) struct ClientState {
     pub view_dirty: bool,
     /// The center position `visible` was last brought up to date against.
     pub view_center: Option<QPos>,
+    /// Visible entities that changed after the last ack, with the tick of their
+    /// last change; kept by `interest` for radius views.
+    pub pending: HashMap<NetId, u64>,
+    /// The first tick whose changes `pending` holds; `None` while untracked.
+    pub pending_from: Option<u64>,
     /// Visible entities.
     pub visible: HashMap<NetId, Seen>,
     /// The sum of the visible entities' `Seen::hash`.
@@ -58,6 +63,8 @@ impl ClientState {
             view,
             view_dirty: true,
             view_center: None,
+            pending: HashMap::default(),
+            pending_from: None,
             visible: HashMap::default(),
             running: StateChecksum::default(),
             running_at: None,
@@ -93,6 +100,27 @@ impl ClientState {
         }
     }
 
+    /// Notes that visible entity `id` changed at `tick`.
+    pub fn pend(&mut self, id: NetId, tick: u64) {
+        self.pending.insert(id, tick);
+    }
+
+    /// Keeps `pending` from `tick` on, if it is not kept already.
+    pub fn track_pending(&mut self, tick: u64) {
+        self.pending_from.get_or_insert(tick);
+    }
+
+    /// Stops keeping `pending`.
+    pub fn untrack_pending(&mut self) {
+        self.pending_from = None;
+        self.pending.clear();
+    }
+
+    /// Whether `pending` holds every change after `base` of what the client sees.
+    pub fn pending_covers(&self, base: u64) -> bool {
+        self.pending_from.is_some_and(|from| from <= base + 1)
+    }
+
     pub fn receive_ack(&mut self, tick: u64) -> Result<(), AckError> {
         if self.acked.is_some_and(|a| tick <= a) {
             return Ok(());
@@ -108,6 +136,9 @@ impl ClientState {
         }
         self.unacked_entries.retain(|_, entered| *entered > tick);
         self.pending_removals.retain(|_, left| *left > tick);
+        if !self.pending.is_empty() {
+            self.pending.retain(|_, changed| *changed > tick);
+        }
         Ok(())
     }
 

@@ -410,7 +410,8 @@ pub(crate) fn send_change_sets(
     config: Res<ReplicationConfig>,
     mut scratch: Local<HashMap<NetId, u64>>,
 ) {
-    interest::update(&mut server, &config);
+    let position_bit = registry.position_index().map_or(0, |p| p.bit());
+    interest::update(&mut server, &config, position_bit);
     let server = &mut *server;
     let cx = BuildContext {
         tick: server.tick,

@@ -1,10 +1,16 @@
-//! Interest management: which entities each client sees.
+//! Interest management: which entities each client sees, and which of those changed.
 //!
 //! Work follows change: a client's visibility is recomputed from the grid only
-//! when its view or its center moved; otherwise only the entities that moved,
-//! appeared or disappeared this tick are re-evaluated against it.
+//! when its view changed or its center jumped; a center that moved a little
+//! re-evaluates the ring at the view's edge, and otherwise only the entities
+//! that moved, appeared or disappeared this tick are re-evaluated against it.
+//! A radius view also notes which visible entities changed this tick
+//! (`ClientState::pending`), from the cells it covers, so that its change set
+//! is built from those rather than from everything it sees.
 
-use bevy_platform::collections::{HashMap, HashSet};
+mod tick_cells;
+
+use bevy_platform::collections::HashSet;
 
 use super::client_state::ClientState;
 use super::mirror::{EntityRecord, Mirror};
@@ -12,6 +18,7 @@ use super::{ReplicationServer, View};
 use crate::change_set::QPos;
 use crate::config::ReplicationConfig;
 use crate::net_id::NetId;
+use tick_cells::TickCells;
 
 /// View radii in quanta.
 #[derive(Clone, Copy)]
@@ -21,7 +28,11 @@ struct Radii {
 }
 
 /// Updates every client's visible set for the current tick.
-pub(crate) fn update(server: &mut ReplicationServer, config: &ReplicationConfig) {
+pub(crate) fn update(
+    server: &mut ReplicationServer,
+    config: &ReplicationConfig,
+    position_bit: u64,
+) {
     let tick = server.tick;
     let ReplicationServer {
         mirror,
@@ -29,25 +40,7 @@ pub(crate) fn update(server: &mut ReplicationServer, config: &ReplicationConfig)
         scratch,
         ..
     } = server;
-
-    // Entities that moved this tick, filed under their old and new cells, so that
-    // each radius view looks only at the cells it covers. Entities that gained or
-    // lost a position, and new ones, concern every client.
-    let mut moved_cells: HashMap<(i32, i32), Vec<NetId>> = HashMap::default();
-    let mut everyone: Vec<NetId> = scratch.created.clone();
-    for &(id, old) in &scratch.moved {
-        let new = mirror.records.get(&id).and_then(|r| r.qpos);
-        match (old, new) {
-            (Some(a), Some(b)) => {
-                let (ca, cb) = (mirror.grid.cell_of(a), mirror.grid.cell_of(b));
-                moved_cells.entry(ca).or_default().push(id);
-                if ca != cb {
-                    moved_cells.entry(cb).or_default().push(id);
-                }
-            }
-            _ => everyone.push(id),
-        }
-    }
+    let cells = TickCells::new(mirror, scratch, position_bit);
 
     for client in clients.values_mut() {
         for (id, _, _) in &scratch.despawned {
@@ -55,6 +48,8 @@ pub(crate) fn update(server: &mut ReplicationServer, config: &ReplicationConfig)
         }
         match client.view {
             View::Room => {
+                // Every change concerns a room view: it needs no list of them.
+                client.untrack_pending();
                 if client.view_dirty {
                     client.view_dirty = false;
                     for (&id, record) in &mirror.records {
@@ -82,7 +77,9 @@ pub(crate) fn update(server: &mut ReplicationServer, config: &ReplicationConfig)
                 };
                 let small = f64::from(mirror.grid.cell_quanta);
                 client.view_center = center_pos;
-                if shift.is_none_or(|d| d > small) {
+                client.track_pending(tick);
+                let recomputed = shift.is_none_or(|d| d > small);
+                if recomputed {
                     client.view_dirty = false;
                     recompute(client, mirror, center_pos, radii, tick);
                 } else {
@@ -95,18 +92,34 @@ pub(crate) fn update(server: &mut ReplicationServer, config: &ReplicationConfig)
                             reevaluate(client, mirror, id, center_pos, radii, tick)
                         });
                     }
-                    for &id in &everyone {
+                    for &id in &cells.everyone {
                         reevaluate(client, mirror, id, center_pos, radii, tick);
                     }
-                    if let Some(c) = center_pos
-                        && !moved_cells.is_empty()
-                    {
-                        let reach = radii.keep.ceil().min(f64::from(i32::MAX)) as i32;
-                        for cell in mirror.grid.cells_around(c, reach) {
-                            for &id in moved_cells.get(&cell).into_iter().flatten() {
-                                reevaluate(client, mirror, id, center_pos, radii, tick);
-                            }
+                }
+                // A visible entity is within `keep` of the center, so its cell is
+                // covered: its changes are found here (see `build`).
+                if let Some(c) = center_pos {
+                    cells.around(&mirror.grid, c, radii.keep, |entry| {
+                        let visible = if entry.moved && !recomputed {
+                            reevaluate_record(
+                                client,
+                                entry.id,
+                                entry.record,
+                                center_pos,
+                                radii,
+                                tick,
+                            )
+                        } else {
+                            client.visible.contains_key(&entry.id)
+                        };
+                        if entry.here && visible {
+                            client.pend(entry.id, tick);
                         }
+                    });
+                }
+                for &id in &cells.anywhere {
+                    if client.visible.contains_key(&id) {
+                        client.pend(id, tick);
                     }
                 }
             }
@@ -124,13 +137,27 @@ fn reevaluate(
     tick: u64,
 ) {
     if let Some(record) = mirror.records.get(&id) {
-        let visible = client.visible.contains_key(&id);
-        match (visible, sees(client, record, center, radii, visible)) {
-            (false, true) => client.enter(id, tick, record.hash_for(client.id)),
-            (true, false) => client.leave(id, tick),
-            _ => {}
-        }
+        reevaluate_record(client, id, record, center, radii, tick);
     }
+}
+
+/// [`reevaluate`] for a record at hand; whether the client sees it now.
+fn reevaluate_record(
+    client: &mut ClientState,
+    id: NetId,
+    record: &EntityRecord,
+    center: Option<QPos>,
+    radii: Radii,
+    tick: u64,
+) -> bool {
+    let visible = client.visible.contains_key(&id);
+    let sees = sees(client, record, center, radii, visible);
+    match (visible, sees) {
+        (false, true) => client.enter(id, tick, record.hash_for(client.id)),
+        (true, false) => client.leave(id, tick),
+        _ => {}
+    }
+    sees
 }
 
 /// Rebuilds a client's visible set from the grid around its center.

@@ -264,10 +264,24 @@ impl Grid {
     /// Every id in cells overlapping the ring `inner ..= outer` around `center`
     /// (in quanta): what a view must look at again when its center shifts a little.
     pub fn in_ring(&self, center: QPos, inner: f64, outer: f64, mut f: impl FnMut(NetId)) {
+        for cell in self.cells_in_ring(center, inner, outer) {
+            if let Some(ids) = self.cells.get(&cell) {
+                ids.iter().copied().for_each(&mut f);
+            }
+        }
+    }
+
+    /// The cells overlapping the ring `inner ..= outer` around `center` (in quanta).
+    pub fn cells_in_ring(
+        &self,
+        center: QPos,
+        inner: f64,
+        outer: f64,
+    ) -> impl Iterator<Item = (i32, i32)> {
         let q = f64::from(self.cell_quanta);
         let (px, py) = (f64::from(center.x), f64::from(center.y));
         let reach = outer.ceil().min(f64::from(i32::MAX)) as i32;
-        for (cx, cy) in self.cells_around(center, reach) {
+        self.cells_around(center, reach).filter(move |&(cx, cy)| {
             // Distances from the center to the nearest and farthest points of the cell.
             let (x0, y0) = (f64::from(cx) * q, f64::from(cy) * q);
             let (x1, y1) = (x0 + q, y0 + q);
@@ -275,15 +289,9 @@ impl Grid {
             let near_y = (y0 - py).max(py - y1).max(0.0);
             let far_x = (px - x0).abs().max((x1 - px).abs());
             let far_y = (py - y0).abs().max((y1 - py).abs());
-            if near_x * near_x + near_y * near_y > outer * outer
-                || far_x * far_x + far_y * far_y < inner * inner
-            {
-                continue;
-            }
-            if let Some(ids) = self.cells.get(&(cx, cy)) {
-                ids.iter().copied().for_each(&mut f);
-            }
-        }
+            near_x * near_x + near_y * near_y <= outer * outer
+                && far_x * far_x + far_y * far_y >= inner * inner
+        })
     }
 }
 

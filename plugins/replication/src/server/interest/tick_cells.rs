@@ -1,0 +1,98 @@
+//! This tick's changes filed by grid cell, so that each radius view looks only
+//! at the cells it covers.
+
+use bevy_platform::collections::HashMap;
+
+use super::super::TickScratch;
+use super::super::mirror::{EntityRecord, Grid, Mirror};
+use crate::change_set::QPos;
+use crate::net_id::NetId;
+
+/// One changed entity in one cell.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CellEntry<'a> {
+    pub id: NetId,
+    /// Its record, found once for every view.
+    pub record: &'a EntityRecord,
+    /// Its position changed: views must re-evaluate whether they see it.
+    pub moved: bool,
+    /// It is in this cell now (`false`: it left this cell this tick).
+    pub here: bool,
+}
+
+/// The tick's changes as the views need them.
+#[derive(Default)]
+pub(super) struct TickCells<'a> {
+    by_cell: HashMap<(i32, i32), Vec<CellEntry<'a>>>,
+    /// New entities and entities that gained or lost a position: every view
+    /// re-evaluates them.
+    pub everyone: Vec<NetId>,
+    /// Changed entities a view may see wherever its center is: those without a
+    /// position and those in [`Mirror::everywhere`].
+    pub anywhere: Vec<NetId>,
+}
+
+impl<'a> TickCells<'a> {
+    /// Files the changes of the tick in `scratch`.
+    pub fn new(mirror: &'a Mirror, scratch: &TickScratch, position_bit: u64) -> Self {
+        let mut cells = Self {
+            everyone: scratch.created.clone(),
+            ..Self::default()
+        };
+        let grid = &mirror.grid;
+        for (&id, &mask) in &scratch.changed {
+            let Some(record) = mirror.records.get(&id) else {
+                continue;
+            };
+            if record.qpos.is_none() || mirror.everywhere.contains(&id) {
+                cells.anywhere.push(id);
+            }
+            if let Some(p) = record.qpos {
+                cells.push(
+                    grid.cell_of(p),
+                    CellEntry {
+                        id,
+                        record,
+                        moved: mask & position_bit != 0,
+                        here: true,
+                    },
+                );
+            }
+        }
+        for &(id, old) in &scratch.moved {
+            let record = mirror.records.get(&id);
+            match (old, record.and_then(|r| r.qpos), record) {
+                // Views around the old cell may have to let it go.
+                (Some(a), Some(b), Some(record)) if grid.cell_of(a) != grid.cell_of(b) => cells
+                    .push(
+                        grid.cell_of(a),
+                        CellEntry {
+                            id,
+                            record,
+                            moved: true,
+                            here: false,
+                        },
+                    ),
+                (Some(_), Some(_), _) => {}
+                _ => cells.everyone.push(id),
+            }
+        }
+        cells
+    }
+
+    fn push(&mut self, cell: (i32, i32), entry: CellEntry<'a>) {
+        self.by_cell.entry(cell).or_default().push(entry);
+    }
+
+    /// Every entry in the cells overlapping the disc of `reach` quanta around `center`.
+    pub fn around(&self, grid: &Grid, center: QPos, reach: f64, mut f: impl FnMut(CellEntry<'a>)) {
+        if self.by_cell.is_empty() {
+            return;
+        }
+        for cell in grid.cells_in_ring(center, 0.0, reach) {
+            for &entry in self.by_cell.get(&cell).into_iter().flatten() {
+                f(entry);
+            }
+        }
+    }
+}
