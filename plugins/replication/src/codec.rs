@@ -88,6 +88,16 @@ pub fn encode_component<C: Serialize>(value: &C) -> Vec<u8> {
     })
 }
 
+/// [`encode_component`] into `buf` (cleared first), reusing its allocation.
+pub fn encode_component_into<C: Serialize>(value: &C, buf: &mut Vec<u8>) {
+    buf.clear();
+    // Encoding plain data into a Vec cannot fail; an error here is a bug in a Serialize impl.
+    if let Err(e) = bincode::serde::encode_into_std_write(value, buf, config()) {
+        tracing::error!("component failed to serialize: {e}");
+        buf.clear();
+    }
+}
+
 /// Decodes one component value; all bytes must be consumed.
 pub fn decode_component<C: DeserializeOwned>(bytes: &[u8]) -> Result<C, DecodeError> {
     if bytes.len() > MAX_PACKET_BYTES {

@@ -9,6 +9,7 @@ use bevy_ecs::intern::Interned;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::ScheduleLabel;
 use bevy_platform::collections::HashMap;
+use bevy_platform::collections::hash_map::Entry;
 
 use super::build::{BuildContext, build};
 use super::mirror::{EntityRecord, quantize};
@@ -19,7 +20,7 @@ use crate::change_set::{
     ComponentBytes, ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath,
     KindChanges,
 };
-use crate::codec::{encode_component, encode_packets};
+use crate::codec::{encode_component_into, encode_packets};
 use crate::config::ReplicationConfig;
 use crate::fields::{FieldValue, diff_fields, visit_fields};
 use crate::net_id::{
@@ -116,6 +117,7 @@ fn collect_changed<C: ReplicatedComponent>(
         .component(index)
         .map_or_else(|| "".into(), |c| c.name.clone());
     let mut path = String::new();
+    let mut encoded = Vec::new();
     // `for_each` takes Bevy's dense-table fast path; a `for` loop steps the
     // iterator entity by entity, which doubles the cost of an idle scan.
     changed.iter().for_each(|(&id, value)| {
@@ -123,13 +125,19 @@ fn collect_changed<C: ReplicatedComponent>(
             return;
         };
         let created = record.created_at == tick;
-        let bytes: ComponentBytes = encode_component(value).into();
+        let shadow = values.entry(id);
+        let old = match &shadow {
+            Entry::Occupied(o) => Some(o.get()),
+            Entry::Vacant(_) => None,
+        };
+        if !created && old == Some(value) {
+            return;
+        }
+        // Encoded into a reused buffer, then copied once into the shared bytes.
+        encode_component_into(value, &mut encoded);
+        let bytes: ComponentBytes = encoded.as_slice().into();
         let mut bit = index.bit();
         if !created {
-            let old = values.get(&id);
-            if old == Some(value) {
-                return;
-            }
             let changes = kind_changes(&mut server.scratch.kinds, record.kind);
             path.clear();
             path.push_str(&name);
@@ -162,7 +170,12 @@ fn collect_changed<C: ReplicatedComponent>(
                 bytes: Some(bytes.clone()),
             });
         }
-        values.insert(id, value.clone());
+        match shadow {
+            Entry::Occupied(mut o) => *o.get_mut() = value.clone(),
+            Entry::Vacant(v) => {
+                v.insert(value.clone());
+            }
+        }
         record.components[usize::from(index.0)] = Some(bytes);
         let mut placed = false;
         if is_position && let Some(getter) = &getter {
