@@ -66,6 +66,9 @@ pub(crate) enum FromRoom {
     Tick {
         /// Wall time of the tick, µs.
         micros: u64,
+        /// CPU time the room's thread spent in the tick, µs: the wall time
+        /// less any time it waited for a core.
+        cpu_micros: u64,
     },
     /// The room resumed from the store.
     Recovered {

@@ -276,6 +276,8 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
         "tick_p50_ms": server["tick_p50_ms"],
         "tick_p99_ms": server["tick_p99_ms"],
         "tick_max_ms": server["tick_max_ms"],
+        "tick_cpu_p50_ms": server["tick_cpu_p50_ms"],
+        "tick_cpu_p99_ms": server["tick_cpu_p99_ms"],
         "ticks": server["ticks"],
         "ticks_expected": server["ticks_expected"],
         "missed_tick_share": ((expected - ticks) / expected).max(0.0),

@@ -50,6 +50,12 @@ pub struct LoadReport {
     pub tick_p99_ms: f64,
     /// Longest tick, ms.
     pub tick_max_ms: f64,
+    /// CPU time of the room thread within a tick, median, ms. Where it is
+    /// well under the wall time, the thread waited for a core (other rooms,
+    /// the network thread, or a load generator on the same machine).
+    pub tick_cpu_p50_ms: f64,
+    /// CPU time of the room thread within a tick, 99th percentile, ms.
+    pub tick_cpu_p99_ms: f64,
     /// CPU time of the whole server process within the window (user + system), s.
     pub cpu_secs: f64,
     /// Entities each room's world starts with (avatars not included).
@@ -71,6 +77,7 @@ pub(crate) struct LoadWindow {
     tick_hz: u32,
     world_entities: u64,
     tick_us: Histogram<u64>,
+    tick_cpu_us: Histogram<u64>,
     overruns: u64,
     clients_at_start: usize,
 }
@@ -87,14 +94,16 @@ impl LoadWindow {
             tick_hz,
             world_entities,
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            tick_cpu_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             overruns: 0,
         }
     }
 
-    /// Records one tick of some room.
-    pub fn on_tick(&mut self, micros: u64) {
+    /// Records one tick of some room: its wall time and its thread's CPU time.
+    pub fn on_tick(&mut self, micros: u64, cpu_micros: u64) {
         if let Phase::Measuring { .. } = self.phase {
             self.tick_us.saturating_record(micros.max(1));
+            self.tick_cpu_us.saturating_record(cpu_micros.max(1));
             if micros > self.slot_us {
                 self.overruns += 1;
             }
@@ -133,6 +142,8 @@ impl LoadWindow {
                     tick_p50_ms: h.value_at_quantile(0.5) as f64 / 1_000.0,
                     tick_p99_ms: h.value_at_quantile(0.99) as f64 / 1_000.0,
                     tick_max_ms: h.max() as f64 / 1_000.0,
+                    tick_cpu_p50_ms: self.tick_cpu_us.value_at_quantile(0.5) as f64 / 1_000.0,
+                    tick_cpu_p99_ms: self.tick_cpu_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     cpu_secs: process_cpu_secs() - cpu_start,
                     world_entities: self.world_entities,
                 };
@@ -143,6 +154,16 @@ impl LoadWindow {
         }
         None
     }
+}
+
+/// CPU time of the calling thread so far, µs (0 where unsupported).
+pub fn thread_cpu_micros() -> u64 {
+    // SAFETY: clock_gettime only writes the struct we hand it.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0;
+    }
+    t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1_000
 }
 
 /// User + system CPU time of this process so far, s (0 where unsupported).

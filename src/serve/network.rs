@@ -208,10 +208,10 @@ impl GameServer {
     fn on_room_message(&mut self, msg: FromRoom) {
         match msg {
             FromRoom::Send { client, message } => self.queue(client, message),
-            FromRoom::Tick { micros, .. } => {
+            FromRoom::Tick { micros, cpu_micros } => {
                 self.tick_us.saturating_record(micros.max(1));
                 if let Some(load) = &mut self.load {
-                    load.on_tick(micros);
+                    load.on_tick(micros, cpu_micros);
                 }
             }
             FromRoom::Recovered { room, report } => self.recovered.push((room, report)),

@@ -10,8 +10,8 @@ use kasagi_replication::codec::is_full_state;
 use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
 
 use super::commands::Commands;
-use super::room_store;
 use super::{FromRoom, ToRoom};
+use super::{load_window, room_store};
 use crate::persist::{self, PersistHandle};
 use crate::room::Room;
 use crate::sim::input::{Applied, SimInput, apply_input};
@@ -104,12 +104,15 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
                 Err(RecvTimeoutError::Timeout) => break,
             }
         }
+        let cpu_before = load_window::thread_cpu_micros();
         let took = room.tick();
+        let cpu_micros = load_window::thread_cpu_micros().saturating_sub(cpu_before);
         // Change sets first: the network thread wakes on the first message.
         send_packets(&mut room, &roster, &out);
         ack_inputs(&room, &mut roster, &out);
         let _ = out.send(FromRoom::Tick {
             micros: took.as_micros() as u64,
+            cpu_micros,
         });
         expire_away(&mut room, &mut roster, settings.reconnect_grace, &out);
 

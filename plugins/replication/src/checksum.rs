@@ -116,29 +116,23 @@ impl StateChecksum {
 mod tests {
     use super::*;
 
-    /// The same bytes through one streaming state, as the hash is defined.
+    /// The hash as defined: XXH3 of the concatenated bytes, in one piece.
     fn reference(id: NetId, kind: KindId, position: Option<QPos>, comps: &[(u8, Vec<u8>)]) -> u64 {
-        let mut h = Xxh3::new();
-        h.update(&id.0.to_le_bytes());
-        h.update(&kind.0.to_le_bytes());
+        let mut bytes = [id.0.to_le_bytes().as_slice(), &kind.0.to_le_bytes()].concat();
         match position {
-            Some(p) => {
-                h.update(&[1]);
-                h.update(&p.x.to_le_bytes());
-                h.update(&p.y.to_le_bytes());
-            }
-            None => h.update(&[0]),
+            Some(p) => bytes.extend([&[1][..], &p.x.to_le_bytes(), &p.y.to_le_bytes()].concat()),
+            None => bytes.push(0),
         }
         for (i, b) in comps {
-            h.update(&[*i]);
-            h.update(&(b.len() as u64).to_le_bytes());
-            h.update(b);
+            bytes.push(*i);
+            bytes.extend((b.len() as u64).to_le_bytes());
+            bytes.extend(b);
         }
-        h.digest()
+        xxh3_64(&bytes)
     }
 
     #[test]
-    fn buffered_hash_equals_streaming_at_every_size() {
+    fn buffered_hash_equals_one_shot_at_every_size() {
         let position = Some(QPos { x: -3, y: 70_000 });
         // Small entities stay in the buffer; larger ones spill once, several times,
         // or with a single component bigger than the buffer.
