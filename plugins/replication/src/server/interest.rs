@@ -13,7 +13,7 @@ mod tick_cells;
 use bevy_platform::collections::HashSet;
 
 use super::client_state::ClientState;
-use super::mirror::{EntityRecord, Mirror};
+use super::mirror::{Mirror, Placement};
 use super::{ReplicationServer, View};
 use crate::change_set::QPos;
 use crate::config::ReplicationConfig;
@@ -101,10 +101,10 @@ pub(crate) fn update(
                 if let Some(c) = center_pos {
                     cells.around(&mirror.grid, c, radii.keep, |entry| {
                         let visible = if entry.moved && !recomputed {
-                            reevaluate_record(
+                            reevaluate_at(
                                 client,
                                 entry.id,
-                                entry.record,
+                                entry.placement,
                                 center_pos,
                                 radii,
                                 tick,
@@ -137,23 +137,23 @@ fn reevaluate(
     tick: u64,
 ) {
     if let Some(record) = mirror.records.get(&id) {
-        reevaluate_record(client, id, record, center, radii, tick);
+        reevaluate_at(client, id, record.placement(), center, radii, tick);
     }
 }
 
-/// [`reevaluate`] for a record at hand; whether the client sees it now.
-fn reevaluate_record(
+/// [`reevaluate`] for an entity's placement at hand; whether the client sees it now.
+fn reevaluate_at(
     client: &mut ClientState,
     id: NetId,
-    record: &EntityRecord,
+    placement: Placement,
     center: Option<QPos>,
     radii: Radii,
     tick: u64,
 ) -> bool {
     let visible = client.visible.contains_key(&id);
-    let sees = sees(client, record, center, radii, visible);
+    let sees = sees(client, &placement, center, radii, visible);
     match (visible, sees) {
-        (false, true) => client.enter(id, tick, record.hash_for(client.id)),
+        (false, true) => client.enter(id, tick, placement.hash_for(client.id)),
         (true, false) => client.leave(id, tick),
         _ => {}
     }
@@ -173,7 +173,7 @@ fn recompute(
         if let Some(record) = mirror.records.get(&id)
             && sees(
                 client,
-                record,
+                &record.placement(),
                 center,
                 radii,
                 client.visible.contains_key(&id),
@@ -215,18 +215,19 @@ fn distance(a: QPos, b: QPos) -> f64 {
     (dx * dx + dy * dy).sqrt()
 }
 
-/// Whether `client` sees `record`; entities already visible get the wider keep radius.
+/// Whether `client` sees an entity placed so; entities already visible get the
+/// wider keep radius.
 fn sees(
     client: &ClientState,
-    record: &EntityRecord,
+    placement: &Placement,
     center: Option<QPos>,
     radii: Radii,
     visible: bool,
 ) -> bool {
-    if record.sees_everywhere(client.id) {
+    if placement.seen_everywhere_by(client.id) {
         return true;
     }
-    let (Some(c), Some(p)) = (center, record.qpos) else {
+    let (Some(c), Some(p)) = (center, placement.qpos) else {
         return false;
     };
     let dx = f64::from(p.x) - f64::from(c.x);

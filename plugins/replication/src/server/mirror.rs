@@ -115,6 +115,35 @@ impl EntityRecord {
     }
 
     pub fn hash_for(&self, client: ClientId) -> u64 {
+        self.placement().hash_for(client)
+    }
+
+    /// What interest needs to know of the entity.
+    pub fn placement(&self) -> Placement {
+        Placement {
+            qpos: self.qpos,
+            owner: self.owner,
+            always_relevant: self.always_relevant,
+            hash_public: self.hash_public,
+            hash_owner: self.hash_owner,
+        }
+    }
+}
+
+/// The part of an [`EntityRecord`] that decides who sees it, and its hashes:
+/// a small copy that views can test without touching the record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement {
+    pub qpos: Option<QPos>,
+    pub owner: Option<ClientId>,
+    pub always_relevant: bool,
+    pub hash_public: u64,
+    pub hash_owner: u64,
+}
+
+impl Placement {
+    /// The entity's hash as `client` sees it.
+    pub fn hash_for(&self, client: ClientId) -> u64 {
         if self.owner == Some(client) {
             self.hash_owner
         } else {
@@ -122,7 +151,8 @@ impl EntityRecord {
         }
     }
 
-    pub fn sees_everywhere(&self, client: ClientId) -> bool {
+    /// Whether `client` sees the entity wherever its view is.
+    pub fn seen_everywhere_by(&self, client: ClientId) -> bool {
         self.always_relevant || self.owner == Some(client) || self.qpos.is_none()
     }
 }

@@ -4,16 +4,16 @@
 use bevy_platform::collections::HashMap;
 
 use super::super::TickScratch;
-use super::super::mirror::{EntityRecord, Grid, Mirror};
+use super::super::mirror::{Grid, Mirror, Placement};
 use crate::change_set::QPos;
 use crate::net_id::NetId;
 
 /// One changed entity in one cell.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct CellEntry<'a> {
+pub(super) struct CellEntry {
     pub id: NetId,
-    /// Its record, found once for every view.
-    pub record: &'a EntityRecord,
+    /// Its position, owner and hashes, copied once for every view.
+    pub placement: Placement,
     /// Its position changed: views must re-evaluate whether they see it.
     pub moved: bool,
     /// It is in this cell now (`false`: it left this cell this tick).
@@ -22,8 +22,8 @@ pub(super) struct CellEntry<'a> {
 
 /// The tick's changes as the views need them.
 #[derive(Default)]
-pub(super) struct TickCells<'a> {
-    by_cell: HashMap<(i32, i32), Vec<CellEntry<'a>>>,
+pub(super) struct TickCells {
+    by_cell: HashMap<(i32, i32), Vec<CellEntry>>,
     /// New entities and entities that gained or lost a position: every view
     /// re-evaluates them.
     pub everyone: Vec<NetId>,
@@ -32,9 +32,9 @@ pub(super) struct TickCells<'a> {
     pub anywhere: Vec<NetId>,
 }
 
-impl<'a> TickCells<'a> {
+impl TickCells {
     /// Files the changes of the tick in `scratch`.
-    pub fn new(mirror: &'a Mirror, scratch: &TickScratch, position_bit: u64) -> Self {
+    pub fn new(mirror: &Mirror, scratch: &TickScratch, position_bit: u64) -> Self {
         let mut cells = Self {
             everyone: scratch.created.clone(),
             ..Self::default()
@@ -52,7 +52,7 @@ impl<'a> TickCells<'a> {
                     grid.cell_of(p),
                     CellEntry {
                         id,
-                        record,
+                        placement: record.placement(),
                         moved: mask & position_bit != 0,
                         here: true,
                     },
@@ -68,7 +68,7 @@ impl<'a> TickCells<'a> {
                         grid.cell_of(a),
                         CellEntry {
                             id,
-                            record,
+                            placement: record.placement(),
                             moved: true,
                             here: false,
                         },
@@ -80,12 +80,12 @@ impl<'a> TickCells<'a> {
         cells
     }
 
-    fn push(&mut self, cell: (i32, i32), entry: CellEntry<'a>) {
+    fn push(&mut self, cell: (i32, i32), entry: CellEntry) {
         self.by_cell.entry(cell).or_default().push(entry);
     }
 
     /// Every entry in the cells overlapping the disc of `reach` quanta around `center`.
-    pub fn around(&self, grid: &Grid, center: QPos, reach: f64, mut f: impl FnMut(CellEntry<'a>)) {
+    pub fn around(&self, grid: &Grid, center: QPos, reach: f64, mut f: impl FnMut(CellEntry)) {
         if self.by_cell.is_empty() {
             return;
         }
