@@ -61,7 +61,7 @@ fn check(app: &mut App, centers: &[(ClientId, Entity)]) -> Result<(), TestCaseEr
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn radius_views_hold_exactly_what_is_near(

@@ -97,9 +97,12 @@ pub(crate) fn update(
                     }
                 }
                 // A visible entity is within `keep` of the center, so its cell is
-                // covered: its changes are found here (see `build`).
+                // covered: its changes are found here (see `build`). One that moved
+                // away was within `keep` of the previous center, up to `d` from
+                // this one, and must be let go from its old cell.
+                let reach = radii.keep + shift.filter(|_| !recomputed).unwrap_or(0.0);
                 if let Some(c) = center_pos {
-                    cells.around(&mirror.grid, c, radii.keep, |entry| {
+                    cells.around(&mirror.grid, c, reach, |entry| {
                         let visible = if entry.moved && !recomputed {
                             reevaluate_at(
                                 client,
