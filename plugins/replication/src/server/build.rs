@@ -2,6 +2,7 @@
 
 use bevy_platform::collections::HashMap;
 
+use super::View;
 use super::client_state::ClientState;
 use super::history::History;
 use super::mirror::{EntityRecord, Mirror};
@@ -119,7 +120,7 @@ pub(crate) fn build(
 
     let interval = u64::from(cx.config.checksum_interval);
     if interval > 0 && (tick + u64::from(client.stagger)).is_multiple_of(interval) {
-        set.checksum = Some(client.checksum(cx.mirror, cx.history, tick));
+        set.checksum = Some(due_checksum(client, cx));
     }
 
     let nothing = set.created.is_empty()
@@ -195,6 +196,17 @@ fn changed_since<'a>(
     };
     changed.sort_unstable_by_key(|(id, _, _)| *id);
     changed
+}
+
+/// The checksum `client`'s change set carries when one is due. A room view
+/// without owner-only components sees exactly the room, whose running sum
+/// the mirror keeps; any other view keeps its own (`ClientState::checksum`).
+pub(crate) fn due_checksum(client: &mut ClientState, cx: &BuildContext) -> u64 {
+    if matches!(client.view, View::Room) && !cx.registry.has_private_components() {
+        cx.mirror.room_checksum()
+    } else {
+        client.checksum(cx.mirror, cx.history, cx.tick)
+    }
 }
 
 /// The checksum of everything `client` sees, summed from scratch (see

@@ -191,10 +191,11 @@ impl ClientState {
                 seen.hash = hash;
             }
         };
-        let since = running_at.filter(|&at| history.covers_since(at));
-        let window = since.map(|at| history.changes_since(at));
-        match (since, window) {
-            (Some(at), Some(n)) if n <= visible.len() => {
+        let since = running_at
+            .filter(|&at| history.covers_since(at))
+            .map(|at| (at, history.changes_since(at)));
+        match since {
+            Some((at, window)) if window <= visible.len() => {
                 for record in history.since(at) {
                     for (nid, _) in &record.changed {
                         if let Some(seen) = visible.get_mut(nid) {

@@ -15,7 +15,7 @@
 //! client; when acks lag, there are a few groups instead of one.
 
 use super::View;
-use super::build::{BuildContext, build};
+use super::build::{BuildContext, build, due_checksum};
 use super::client_state::ClientState;
 use crate::change_set::LimitedChangeSet;
 use crate::codec::encode_packets;
@@ -82,7 +82,7 @@ impl SharedDelta {
         let packets = if due {
             let sum = *self
                 .checksum
-                .get_or_insert_with(|| cx.mirror.room_checksum());
+                .get_or_insert_with(|| due_checksum(client, cx));
             built
                 .with_checksum
                 .get_or_insert_with(|| {
