@@ -57,7 +57,7 @@ impl Plugin for VillageReplicationPlugin {
                     ReplicationSystems::Finish,
                 )
                     .in_set(TickSet::Replicate),
-                ReplicationSystems::Send.in_set(TickSet::Send),
+                (ReplicationSystems::Send, ReplicationSystems::Record).in_set(TickSet::Send),
             ),
         );
         app.add_systems(

@@ -98,10 +98,14 @@ pub enum ReplicationSystems {
     Prepare,
     /// Per registered component: changes and removals.
     Collect,
-    /// Seals the full change set and the history.
+    /// Hashes changed entities and records the tick in the history.
     Finish,
     /// Interest, then each client's limited change set, encoded.
     Send,
+    /// Field-level changes (old → new), then the sealed full change set.
+    /// After `Send` because no client packet needs them: the reflection walk
+    /// stays off the path from an input to the packets that confirm it.
+    Record,
 }
 
 /// The server replication plugin.
@@ -164,6 +168,7 @@ impl Plugin for ReplicationPlugin {
                 ReplicationSystems::Collect,
                 ReplicationSystems::Finish,
                 ReplicationSystems::Send,
+                ReplicationSystems::Record,
             )
                 .chain(),
         );
@@ -185,6 +190,10 @@ impl Plugin for ReplicationPlugin {
         app.add_systems(
             s,
             server::collect::send_change_sets.in_set(ReplicationSystems::Send),
+        );
+        app.add_systems(
+            s,
+            server::record::seal_change_set.in_set(ReplicationSystems::Record),
         );
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod collect;
 mod history;
 mod interest;
 pub(crate) mod mirror;
+pub(crate) mod record;
 mod shared;
 mod trail;
 

@@ -167,12 +167,14 @@ fn changed_since<'a>(
     let mut changed: Vec<(NetId, u64, &EntityRecord)> = if window == 0 {
         Vec::new()
     } else if client.pending_covers(base) {
-        client
-            .pending
+        let mut ids: Vec<NetId> = client.pending_after(base).map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        return ids
             .iter()
-            .filter(|(id, changed)| **changed > base && held(id))
-            .filter_map(|(id, _)| with_mask(id))
-            .collect()
+            .filter(|id| held(id))
+            .filter_map(with_mask)
+            .collect();
     } else if window <= client.visible.len() {
         scratch.clear();
         for record in cx.history.since(base) {

@@ -11,6 +11,11 @@ use crate::change_set::QPos;
 use crate::checksum::StateChecksum;
 use crate::net_id::{ClientId, NetId};
 
+/// How many pending entries per visible entity a client may collect before
+/// its list starts over (see `ClientState::track_pending`): 16 ticks of every
+/// visible entity changing.
+const MAX_PENDING_PER_VISIBLE: usize = 16;
+
 /// One entity a client sees.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Seen {
@@ -30,9 +35,12 @@ pub(crate) struct ClientState {
     pub view_dirty: bool,
     /// The center position `visible` was last brought up to date against.
     pub view_center: Option<QPos>,
-    /// Visible entities that changed after the last ack, with the tick of their
-    /// last change; kept by `interest` for radius views.
-    pub pending: HashMap<NetId, u64>,
+    /// Visible entities that changed after the last ack, as `(tick, id)` in
+    /// tick order (an entity that changed in several ticks is listed once per
+    /// tick); kept by `interest` for radius views. A queue rather than a map:
+    /// the tick appends, an ack pops from the front, and a build reads the
+    /// suffix after its baseline, all in sequential memory.
+    pub pending: VecDeque<(u64, NetId)>,
     /// The first tick whose changes `pending` holds; `None` while untracked.
     pub pending_from: Option<u64>,
     /// Visible entities.
@@ -63,7 +71,7 @@ impl ClientState {
             view,
             view_dirty: true,
             view_center: None,
-            pending: HashMap::default(),
+            pending: VecDeque::new(),
             pending_from: None,
             visible: HashMap::default(),
             running: StateChecksum::default(),
@@ -100,14 +108,30 @@ impl ClientState {
         }
     }
 
-    /// Notes that visible entity `id` changed at `tick`.
+    /// Notes that visible entity `id` changed at `tick` (not before any
+    /// earlier call's tick).
     pub fn pend(&mut self, id: NetId, tick: u64) {
-        self.pending.insert(id, tick);
+        self.pending.push_back((tick, id));
     }
 
-    /// Keeps `pending` from `tick` on, if it is not kept already.
+    /// Keeps `pending` from `tick` on, if it is not kept already. A client
+    /// whose acks stopped would make the list grow without end; past
+    /// [`MAX_PENDING_PER_VISIBLE`] entries per visible entity it starts over
+    /// from `tick`, and builds against older baselines walk the history or the
+    /// visible set instead until the client acks again.
     pub fn track_pending(&mut self, tick: u64) {
+        let cap = MAX_PENDING_PER_VISIBLE * self.visible.len().max(64);
+        if self.pending.len() > cap {
+            self.pending.clear();
+            self.pending_from = Some(tick);
+        }
         self.pending_from.get_or_insert(tick);
+    }
+
+    /// The pending entries of ticks after `base`.
+    pub fn pending_after(&self, base: u64) -> impl Iterator<Item = &(u64, NetId)> {
+        let start = self.pending.partition_point(|(tick, _)| *tick <= base);
+        self.pending.range(start..)
     }
 
     /// Stops keeping `pending`.
@@ -136,8 +160,12 @@ impl ClientState {
         }
         self.unacked_entries.retain(|_, entered| *entered > tick);
         self.pending_removals.retain(|_, left| *left > tick);
-        if !self.pending.is_empty() {
-            self.pending.retain(|_, changed| *changed > tick);
+        while self
+            .pending
+            .front()
+            .is_some_and(|(changed, _)| *changed <= tick)
+        {
+            self.pending.pop_front();
         }
         Ok(())
     }
@@ -210,5 +238,58 @@ impl ClientState {
         }
         *running_at = Some(tick);
         running.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn radius_client() -> ClientState {
+        let view = View::Radius {
+            center: None,
+            radius: 10.0,
+        };
+        ClientState::new(ClientId(1), view, 0)
+    }
+
+    #[test]
+    fn pending_is_read_after_the_baseline_and_pruned_by_acks() {
+        let mut c = radius_client();
+        c.track_pending(5);
+        for tick in 5..=8 {
+            c.sent.push_back(tick);
+            c.pend(NetId(tick), tick);
+            c.pend(NetId(100), tick);
+        }
+        assert!(c.pending_covers(4) && !c.pending_covers(3));
+        let after_6: Vec<_> = c.pending_after(6).copied().collect();
+        assert_eq!(
+            after_6,
+            [
+                (7, NetId(7)),
+                (7, NetId(100)),
+                (8, NetId(8)),
+                (8, NetId(100))
+            ]
+        );
+        c.receive_ack(7).unwrap();
+        assert_eq!(c.pending.len(), 2);
+        assert!(c.pending.iter().all(|(tick, _)| *tick == 8));
+    }
+
+    #[test]
+    fn pending_of_a_client_that_stopped_acking_starts_over() {
+        let mut c = radius_client();
+        let cap = MAX_PENDING_PER_VISIBLE * 64;
+        c.track_pending(1);
+        for i in 0..=cap as u64 {
+            c.pend(NetId(i), 1);
+        }
+        c.track_pending(2);
+        assert!(c.pending.is_empty());
+        // It no longer holds tick 1's changes, so builds against baseline 0 must look elsewhere.
+        assert!(!c.pending_covers(0));
+        assert!(c.pending_covers(1));
     }
 }

@@ -9,53 +9,21 @@ use bevy_ecs::intern::Interned;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::ScheduleLabel;
 use bevy_platform::collections::HashMap;
-use bevy_platform::collections::hash_map::Entry;
 
+use super::ReplicationServer;
 use super::build::{BuildContext, build};
+use super::interest::{self, TickChanges};
 use super::mirror::{EntityRecord, quantize};
+use super::record::{ChangedQuery, Shadows, record_field_changes, seal_change_set};
 use super::shared::{SharedDelta, shared_baseline};
-use super::{ReplicationServer, interest};
 use crate::ReplicationSystems;
-use crate::change_set::{
-    ComponentBytes, ComponentValue, ComponentWrite, EntitySnapshot, FieldChange, FieldPath,
-    KindChanges,
-};
+use crate::change_set::{ComponentBytes, ComponentWrite, KindChanges};
 use crate::codec::{encode_component_into, encode_packets};
 use crate::config::ReplicationConfig;
-use crate::fields::{FieldValue, diff_fields, visit_fields};
 use crate::net_id::{
     AlwaysRelevant, KindId, NetId, NetIdAllocator, NewlyReplicated, Owner, Replicated,
 };
 use crate::registry::{ComponentIndex, PositionGetter, ReplicatedComponent, ReplicationRegistry};
-
-/// Replicated entities whose `C` changed since the system last ran.
-type ChangedQuery<'w, 's, C> =
-    Query<'w, 's, (&'static NetId, &'static C), (With<Replicated>, Changed<C>)>;
-
-/// The last replicated value of every entity's `C`, to diff fields against.
-#[derive(Resource)]
-pub(crate) struct Shadows<C: Component>(HashMap<NetId, C>, PathCache);
-
-impl<C: Component> Default for Shadows<C> {
-    fn default() -> Self {
-        Self(HashMap::default(), PathCache::default())
-    }
-}
-
-/// The interned field paths of one component.
-#[derive(Default)]
-pub(crate) struct PathCache(HashMap<Box<str>, FieldPath>);
-
-impl PathCache {
-    fn get(&mut self, path: &str) -> FieldPath {
-        if let Some(p) = self.0.get(path) {
-            return p.clone();
-        }
-        let p: FieldPath = path.into();
-        self.0.insert(path.into(), p.clone());
-        p
-    }
-}
 
 pub(crate) fn add_component_systems<C: ReplicatedComponent>(
     app: &mut App,
@@ -63,6 +31,17 @@ pub(crate) fn add_component_systems<C: ReplicatedComponent>(
     index: ComponentIndex,
 ) {
     app.init_resource::<Shadows<C>>();
+    app.add_systems(
+        schedule,
+        (move |server: ResMut<ReplicationServer>,
+               registry: Res<ReplicationRegistry>,
+               shadows: ResMut<Shadows<C>>,
+               components: Query<&C>| {
+            record_field_changes::<C>(index, server, registry, shadows, components)
+        })
+        .in_set(ReplicationSystems::Record)
+        .before(seal_change_set),
+    );
     // Removals first, so that a component removed and re-inserted within one
     // tick ends up with its new value.
     app.add_systems(
@@ -89,7 +68,7 @@ pub(crate) fn add_component_systems<C: ReplicatedComponent>(
     );
 }
 
-fn kind_changes(kinds: &mut Vec<KindChanges>, kind: KindId) -> &mut KindChanges {
+pub(crate) fn kind_changes(kinds: &mut Vec<KindChanges>, kind: KindId) -> &mut KindChanges {
     let i = usize::from(kind.0);
     if kinds.len() <= i {
         kinds.resize_with(i + 1, KindChanges::default);
@@ -108,75 +87,38 @@ fn collect_changed<C: ReplicatedComponent>(
 ) {
     let tick = server.tick;
     let server = &mut *server;
-    let Shadows(values, paths) = &mut *shadows;
-    for (id, _, _) in &server.scratch.despawned {
-        values.remove(id);
-    }
     let is_position = registry.position_index() == Some(index);
     let name = registry
         .component(index)
         .map_or_else(|| "".into(), |c| c.name.clone());
-    let mut path = String::new();
+    let slot = usize::from(index.0);
     let mut encoded = Vec::new();
     // `for_each` takes Bevy's dense-table fast path; a `for` loop steps the
     // iterator entity by entity, which doubles the cost of an idle scan.
-    changed.iter().for_each(|(&id, value)| {
+    changed.iter().for_each(|(entity, &id, value)| {
         let Some(record) = server.mirror.records.get_mut(&id) else {
             return;
         };
         let created = record.created_at == tick;
-        let shadow = values.entry(id);
-        let old = match &shadow {
-            Entry::Occupied(o) => Some(o.get()),
-            Entry::Vacant(_) => None,
-        };
-        if !created && old == Some(value) {
+        // The encoding is canonical, so equal bytes are an unchanged value
+        // (a write of the same value, or one undone within the tick).
+        encode_component_into(value, &mut encoded);
+        if !created && record.components[slot].as_deref() == Some(encoded.as_slice()) {
             return;
         }
-        // Encoded into a reused buffer, then copied once into the shared bytes.
-        encode_component_into(value, &mut encoded);
         let bytes: ComponentBytes = encoded.as_slice().into();
+        shadows.queue(entity, id);
         let mut bit = index.bit();
         if !created {
-            let changes = kind_changes(&mut server.scratch.kinds, record.kind);
-            path.clear();
-            path.push_str(&name);
-            match old {
-                Some(old) => diff_fields(
-                    old.as_partial_reflect(),
-                    value.as_partial_reflect(),
-                    &mut path,
-                    &mut |field, old, new| {
-                        changes.updated.push(FieldChange {
-                            entity: id,
-                            field: paths.get(field),
-                            old,
-                            new,
-                        });
-                    },
-                ),
-                None => visit_fields(value.as_partial_reflect(), &mut path, &mut |field, new| {
-                    changes.updated.push(FieldChange {
-                        entity: id,
-                        field: paths.get(field),
-                        old: FieldValue::Debug("<absent>".into()),
-                        new,
-                    });
-                }),
-            }
-            changes.written.push(ComponentWrite {
-                entity: id,
-                component: name.clone(),
-                bytes: Some(bytes.clone()),
-            });
+            kind_changes(&mut server.scratch.kinds, record.kind)
+                .written
+                .push(ComponentWrite {
+                    entity: id,
+                    component: name.clone(),
+                    bytes: Some(bytes.clone()),
+                });
         }
-        match shadow {
-            Entry::Occupied(mut o) => *o.get_mut() = value.clone(),
-            Entry::Vacant(v) => {
-                v.insert(value.clone());
-            }
-        }
-        record.components[usize::from(index.0)] = Some(bytes);
+        record.components[slot] = Some(bytes);
         let mut placed = false;
         if is_position && let Some(getter) = &getter {
             let q = quantize((getter.0)(value), config.position_precision);
@@ -229,7 +171,7 @@ fn collect_removed<C: ReplicatedComponent>(
         if record.components[usize::from(index.0)].take().is_none() {
             continue;
         }
-        shadows.0.remove(&id);
+        shadows.forget(id);
         kind_changes(&mut server.scratch.kinds, record.kind)
             .written
             .push(ComponentWrite {
@@ -366,7 +308,9 @@ pub(crate) fn register_entities(
     queue.0.clear();
 }
 
-/// Seals the tick: hashes changed entities, completes the full change set, records history.
+/// Closes collection: hashes changed entities and records the tick in the
+/// history, which is all the per-client builds need. The full change set is
+/// sealed after sending (`record::seal_change_set`).
 pub(crate) fn finish_tick(
     mut server: ResMut<ReplicationServer>,
     registry: Res<ReplicationRegistry>,
@@ -377,39 +321,6 @@ pub(crate) fn finish_tick(
     for id in server.scratch.changed.keys() {
         server.mirror.rehash(*id, &registry);
     }
-    for &id in &server.scratch.created {
-        let Some(record) = server.mirror.records.get(&id) else {
-            continue;
-        };
-        let components = record
-            .components
-            .iter()
-            .enumerate()
-            .filter_map(|(i, bytes)| {
-                let info = registry.component(ComponentIndex(i as u8))?;
-                Some(ComponentValue {
-                    component: info.name.clone(),
-                    bytes: bytes.clone()?,
-                })
-            })
-            .collect();
-        kind_changes(&mut server.scratch.kinds, record.kind)
-            .created
-            .push(EntitySnapshot { id, components });
-    }
-    // A fresh set each tick: whoever still holds last tick's (the
-    // persistence writer) keeps it without a copy.
-    let mut set = crate::change_set::FullChangeSet {
-        tick,
-        ..Default::default()
-    };
-    for (i, changes) in server.scratch.kinds.iter_mut().enumerate() {
-        if !changes.is_empty() {
-            let name = registry.kind_name(KindId(i as u16)).to_string();
-            set.kinds.insert(name, std::mem::take(changes));
-        }
-    }
-    server.change_set = std::sync::Arc::new(set);
     let changed = server.scratch.changed.iter().map(|(id, mask)| (*id, *mask));
     server
         .history
@@ -424,8 +335,8 @@ pub(crate) fn send_change_sets(
     mut scratch: Local<HashMap<NetId, u64>>,
 ) {
     let position_bit = registry.position_index().map_or(0, |p| p.bit());
-    interest::update(&mut server, &config, position_bit);
     let server = &mut *server;
+    let changes = TickChanges::new(&server.mirror, &server.scratch, position_bit);
     let cx = BuildContext {
         tick: server.tick,
         mirror: &server.mirror,
@@ -436,6 +347,14 @@ pub(crate) fn send_change_sets(
     let mut shared = SharedDelta::default();
     let shareable = !registry.has_private_components();
     for (id, client) in server.clients.iter_mut() {
+        interest::update(
+            client,
+            cx.mirror,
+            &server.scratch,
+            &changes,
+            cx.config,
+            cx.tick,
+        );
         if let Some(base) = shareable.then(|| shared_baseline(client, &cx)).flatten() {
             if let Some(packets) = shared.packets_for(client, base, &cx, &mut scratch) {
                 client.stats.packets += packets.len() as u64;

@@ -14,7 +14,7 @@ use bevy_platform::collections::HashSet;
 
 use super::client_state::ClientState;
 use super::mirror::{Mirror, Placement};
-use super::{ReplicationServer, View};
+use super::{TickScratch, View};
 use crate::change_set::QPos;
 use crate::config::ReplicationConfig;
 use crate::net_id::NetId;
@@ -27,103 +27,109 @@ struct Radii {
     keep: f64,
 }
 
-/// Updates every client's visible set for the current tick.
-pub(crate) fn update(
-    server: &mut ReplicationServer,
-    config: &ReplicationConfig,
-    position_bit: u64,
-) {
-    let tick = server.tick;
-    let ReplicationServer {
-        mirror,
-        clients,
-        scratch,
-        ..
-    } = server;
-    let cells = TickCells::new(mirror, scratch, position_bit);
+/// This tick's changes, filed by cell once for all clients' interest updates.
+pub(crate) struct TickChanges(TickCells);
 
-    for client in clients.values_mut() {
-        for (id, _, _) in &scratch.despawned {
-            client.leave(*id, tick);
-        }
-        match client.view {
-            View::Room => {
-                // Every change concerns a room view: it needs no list of them.
-                client.untrack_pending();
-                if client.view_dirty {
-                    client.view_dirty = false;
-                    for (&id, record) in &mirror.records {
-                        client.enter(id, tick, record.hash_for(client.id));
-                    }
-                } else {
-                    for &id in &scratch.created {
-                        enter(client, mirror, id, tick);
-                    }
+impl TickChanges {
+    /// Files the tick's changes (`scratch`) by cell.
+    pub fn new(mirror: &Mirror, scratch: &TickScratch, position_bit: u64) -> Self {
+        Self(TickCells::new(mirror, scratch, position_bit))
+    }
+}
+
+/// Updates `client`'s visible set for the current tick.
+///
+/// Clients are independent of each other here, so the tick updates each one
+/// right before building its change set, while its state is in cache.
+pub(crate) fn update(
+    client: &mut ClientState,
+    mirror: &Mirror,
+    scratch: &TickScratch,
+    changes: &TickChanges,
+    config: &ReplicationConfig,
+    tick: u64,
+) {
+    let cells = &changes.0;
+    for (id, _, _) in &scratch.despawned {
+        client.leave(*id, tick);
+    }
+    match client.view {
+        View::Room => {
+            // Every change concerns a room view: it needs no list of them.
+            client.untrack_pending();
+            if client.view_dirty {
+                client.view_dirty = false;
+                for (&id, record) in &mirror.records {
+                    client.enter(id, tick, record.hash_for(client.id));
+                }
+            } else {
+                for &id in &scratch.created {
+                    enter(client, mirror, id, tick);
                 }
             }
-            View::Radius { center, radius } => {
-                let radii = Radii {
-                    enter: f64::from(radius / config.position_precision),
-                    keep: f64::from((radius + config.hysteresis) / config.position_precision),
-                };
-                let center_pos = center
-                    .and_then(|id| mirror.records.get(&id))
-                    .and_then(|r| r.qpos);
-                let shift = match (client.view_center, center_pos) {
-                    _ if client.view_dirty => None,
-                    (Some(a), Some(b)) => Some(distance(a, b)),
-                    (None, None) => Some(0.0),
-                    _ => None,
-                };
-                let small = f64::from(mirror.grid.cell_quanta);
-                client.view_center = center_pos;
-                client.track_pending(tick);
-                let recomputed = shift.is_none_or(|d| d > small);
-                if recomputed {
-                    client.view_dirty = false;
-                    recompute(client, mirror, center_pos, radii, tick);
-                } else {
-                    // A center that moved by `d` changes the fate only of entities
-                    // between `enter - d` and `keep + d` of it: everything nearer
-                    // was, and stays, in view; everything farther was, and stays, out.
-                    if let (Some(d), Some(c)) = (shift.filter(|d| *d > 0.0), center_pos) {
-                        let (inner, outer) = ((radii.enter - d).max(0.0), radii.keep + d);
-                        mirror.grid.in_ring(c, inner, outer, |id| {
-                            reevaluate(client, mirror, id, center_pos, radii, tick)
-                        });
-                    }
-                    for &id in &cells.everyone {
-                        reevaluate(client, mirror, id, center_pos, radii, tick);
-                    }
-                }
-                // A visible entity is within `keep` of the center, so its cell is
-                // covered: its changes are found here (see `build`). One that moved
-                // away was within `keep` of the previous center, up to `d` from
-                // this one, and must be let go from its old cell.
-                let reach = radii.keep + shift.filter(|_| !recomputed).unwrap_or(0.0);
-                if let Some(c) = center_pos {
-                    cells.around(&mirror.grid, c, reach, |entry| {
-                        let visible = if entry.moved && !recomputed {
-                            reevaluate_at(
-                                client,
-                                entry.id,
-                                entry.placement,
-                                center_pos,
-                                radii,
-                                tick,
-                            )
-                        } else {
-                            client.visible.contains_key(&entry.id)
-                        };
-                        if entry.here && visible {
-                            client.pend(entry.id, tick);
-                        }
+        }
+        View::Radius { center, radius } => {
+            let radii = Radii {
+                enter: f64::from(radius / config.position_precision),
+                keep: f64::from((radius + config.hysteresis) / config.position_precision),
+            };
+            let center_pos = center
+                .and_then(|id| mirror.records.get(&id))
+                .and_then(|r| r.qpos);
+            let shift = match (client.view_center, center_pos) {
+                _ if client.view_dirty => None,
+                (Some(a), Some(b)) => Some(distance(a, b)),
+                (None, None) => Some(0.0),
+                _ => None,
+            };
+            let small = f64::from(mirror.grid.cell_quanta);
+            client.view_center = center_pos;
+            client.track_pending(tick);
+            let recomputed = shift.is_none_or(|d| d > small);
+            if recomputed {
+                client.view_dirty = false;
+                recompute(client, mirror, center_pos, radii, tick);
+            } else {
+                // A center that moved by `d` changes the fate only of entities
+                // between `enter - d` and `keep + d` of it: everything nearer
+                // was, and stays, in view; everything farther was, and stays, out.
+                if let (Some(d), Some(c)) = (shift.filter(|d| *d > 0.0), center_pos) {
+                    let (inner, outer) = ((radii.enter - d).max(0.0), radii.keep + d);
+                    mirror.grid.in_ring(c, inner, outer, |id| {
+                        reevaluate(client, mirror, id, center_pos, radii, tick)
                     });
                 }
-                for &id in &cells.anywhere {
-                    if client.visible.contains_key(&id) {
-                        client.pend(id, tick);
+                for &id in &cells.everyone {
+                    reevaluate(client, mirror, id, center_pos, radii, tick);
+                }
+            }
+            // A visible entity is within `keep` of the center, so its cell is
+            // covered: its changes are found here (see `build`). One that moved
+            // away was within `keep` of the previous center, up to `d` from
+            // this one, and must be let go from its old cell.
+            let d = shift.filter(|_| !recomputed).unwrap_or(0.0);
+            let reach = radii.keep + d;
+            if let Some(c) = center_pos {
+                // Entities that were and are well inside the view need no
+                // lookup (see `stays_inside`): most of a view's changes.
+                // Rounding margin: `d` is a square root.
+                let inner = (radii.enter - d - 1e-6 * radii.enter).max(0.0);
+                cells.around(&mirror.grid, c, reach, |entry| {
+                    let visible = if stays_inside(&entry, c, radii.enter, inner) {
+                        true
+                    } else if entry.moved && !recomputed {
+                        reevaluate_at(client, entry.id, entry.placement, center_pos, radii, tick)
+                    } else {
+                        client.visible.contains_key(&entry.id)
+                    };
+                    if entry.here && visible {
+                        client.pend(entry.id, tick);
                     }
+                });
+            }
+            for &id in &cells.anywhere {
+                if client.visible.contains_key(&id) {
+                    client.pend(id, tick);
                 }
             }
         }
@@ -209,6 +215,23 @@ fn enter(client: &mut ClientState, mirror: &Mirror, id: NetId, tick: u64) {
     if let Some(record) = mirror.records.get(&id) {
         client.enter(id, tick, record.hash_for(client.id));
     }
+}
+
+/// Whether the entity of `entry` was visible before this tick's update and is
+/// still: it is within `enter` of the center now, and was within `inner`
+/// (`enter` minus how far the center moved) of it before, so within `enter`
+/// of the old center. A radius view holds everything within `enter` of its
+/// center after every update, so neither needs a look at the visible set.
+fn stays_inside(entry: &tick_cells::CellEntry, center: QPos, enter: f64, inner: f64) -> bool {
+    // The same comparison `sees` makes, so that the two agree at the edge.
+    let within = |p: Option<QPos>, r: f64| {
+        p.is_some_and(|p| {
+            let dx = f64::from(p.x) - f64::from(center.x);
+            let dy = f64::from(p.y) - f64::from(center.y);
+            dx * dx + dy * dy <= r * r
+        })
+    };
+    within(entry.placement.qpos, enter) && within(entry.from, inner)
 }
 
 /// The distance between two positions, in quanta.

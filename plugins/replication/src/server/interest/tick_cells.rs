@@ -10,7 +10,7 @@ use crate::net_id::NetId;
 
 /// One changed entity in one cell.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct CellEntry {
+pub(crate) struct CellEntry {
     pub id: NetId,
     /// Its position, owner and hashes, copied once for every view.
     pub placement: Placement,
@@ -18,6 +18,20 @@ pub(super) struct CellEntry {
     pub moved: bool,
     /// It is in this cell now (`false`: it left this cell this tick).
     pub here: bool,
+    /// Where it was before this tick (`None`: it had no position).
+    pub from: Option<QPos>,
+}
+
+impl CellEntry {
+    fn new(id: NetId, placement: Placement, moved: bool, here: bool, from: Option<QPos>) -> Self {
+        Self {
+            id,
+            placement,
+            moved,
+            here,
+            from,
+        }
+    }
 }
 
 /// The tick's changes as the views need them.
@@ -47,33 +61,38 @@ impl TickCells {
             if record.qpos.is_none() || mirror.everywhere.contains(&id) {
                 cells.anywhere.push(id);
             }
-            if let Some(p) = record.qpos {
+            // Moved entities are filed from `scratch.moved`, which knows where they were.
+            if mask & position_bit == 0
+                && let Some(p) = record.qpos
+            {
+                let placement = record.placement();
                 cells.push(
                     grid.cell_of(p),
-                    CellEntry {
-                        id,
-                        placement: record.placement(),
-                        moved: mask & position_bit != 0,
-                        here: true,
-                    },
+                    CellEntry::new(id, placement, false, true, Some(p)),
                 );
             }
         }
         for &(id, old) in &scratch.moved {
-            let record = mirror.records.get(&id);
-            match (old, record.and_then(|r| r.qpos), record) {
+            let Some(record) = mirror.records.get(&id) else {
+                cells.everyone.push(id);
+                continue;
+            };
+            let placement = record.placement();
+            if let Some(now) = record.qpos {
+                cells.push(
+                    grid.cell_of(now),
+                    CellEntry::new(id, placement, true, true, old),
+                );
+            }
+            match (old, record.qpos) {
                 // Views around the old cell may have to let it go.
-                (Some(a), Some(b), Some(record)) if grid.cell_of(a) != grid.cell_of(b) => cells
-                    .push(
+                (Some(a), Some(b)) if grid.cell_of(a) != grid.cell_of(b) => {
+                    cells.push(
                         grid.cell_of(a),
-                        CellEntry {
-                            id,
-                            placement: record.placement(),
-                            moved: true,
-                            here: false,
-                        },
-                    ),
-                (Some(_), Some(_), _) => {}
+                        CellEntry::new(id, placement, true, false, old),
+                    );
+                }
+                (Some(_), Some(_)) => {}
                 _ => cells.everyone.push(id),
             }
         }
