@@ -37,7 +37,9 @@ impl CellEntry {
 /// The tick's changes as the views need them.
 #[derive(Default)]
 pub(super) struct TickCells {
-    by_cell: HashMap<(i32, i32), Vec<CellEntry>>,
+    /// Entries as they are filed, with their cells; laid out by cell in `seal`.
+    staged: Vec<((i32, i32), CellEntry)>,
+    by_cell: ByCell,
     /// New entities and entities that gained or lost a position: every view
     /// re-evaluates them.
     pub everyone: Vec<NetId>,
@@ -96,11 +98,12 @@ impl TickCells {
                 _ => cells.everyone.push(id),
             }
         }
+        cells.by_cell = ByCell::new(std::mem::take(&mut cells.staged));
         cells
     }
 
     fn push(&mut self, cell: (i32, i32), entry: CellEntry) {
-        self.by_cell.entry(cell).or_default().push(entry);
+        self.staged.push((cell, entry));
     }
 
     /// Every entry in the cells overlapping the disc of `reach` quanta around `center`.
@@ -109,9 +112,152 @@ impl TickCells {
             return;
         }
         for cell in grid.cells_in_ring(center, 0.0, reach) {
-            for &entry in self.by_cell.get(&cell).into_iter().flatten() {
-                f(entry);
-            }
+            self.by_cell.get(cell).iter().copied().for_each(&mut f);
         }
+    }
+}
+
+/// Entries by cell. Every view looks up dozens of cells per tick, so when
+/// the changed cells' bounding box is not much larger than the number of
+/// entries, the cells are a dense rectangle over one sorted array (a lookup
+/// is an index); otherwise a map.
+enum ByCell {
+    Dense {
+        /// The lowest cell of the rectangle, and its width and height.
+        origin: (i32, i32),
+        size: (usize, usize),
+        /// `entries[starts[i]..starts[i + 1]]` are the entries of cell `i`.
+        starts: Vec<u32>,
+        entries: Vec<CellEntry>,
+    },
+    Sparse(HashMap<(i32, i32), Vec<CellEntry>>),
+}
+
+impl Default for ByCell {
+    fn default() -> Self {
+        Self::Sparse(HashMap::default())
+    }
+}
+
+impl ByCell {
+    fn new(staged: Vec<((i32, i32), CellEntry)>) -> Self {
+        let Some(((x0, y0), (x1, y1))) = bounds(&staged) else {
+            return Self::default();
+        };
+        // In i64: cells of far-apart entities may span more than i32 can hold.
+        let span = |lo: i32, hi: i32| (i64::from(hi) - i64::from(lo)) as usize + 1;
+        let (w, h) = (span(x0, x1), span(y0, y1));
+        if w.saturating_mul(h) > (4 * staged.len()).max(4096) {
+            let mut map: HashMap<(i32, i32), Vec<CellEntry>> = HashMap::default();
+            for (cell, entry) in staged {
+                map.entry(cell).or_default().push(entry);
+            }
+            return Self::Sparse(map);
+        }
+        let index = |(x, y): (i32, i32)| (y - y0) as usize * w + (x - x0) as usize;
+        // A counting sort by cell.
+        let mut starts = vec![0u32; w * h + 1];
+        for (cell, _) in &staged {
+            starts[index(*cell) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let mut entries = vec![staged[0].1; staged.len()];
+        for (cell, entry) in staged {
+            let slot = &mut next[index(cell)];
+            entries[*slot as usize] = entry;
+            *slot += 1;
+        }
+        Self::Dense {
+            origin: (x0, y0),
+            size: (w, h),
+            starts,
+            entries,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Dense { entries, .. } => entries.is_empty(),
+            Self::Sparse(map) => map.is_empty(),
+        }
+    }
+
+    fn get(&self, (x, y): (i32, i32)) -> &[CellEntry] {
+        match self {
+            Self::Dense {
+                origin,
+                size,
+                starts,
+                entries,
+            } => {
+                let (dx, dy) = (
+                    i64::from(x) - i64::from(origin.0),
+                    i64::from(y) - i64::from(origin.1),
+                );
+                if dx < 0 || dy < 0 || dx >= size.0 as i64 || dy >= size.1 as i64 {
+                    return &[];
+                }
+                let i = dy as usize * size.0 + dx as usize;
+                &entries[starts[i] as usize..starts[i + 1] as usize]
+            }
+            Self::Sparse(map) => map.get(&(x, y)).map_or(&[], Vec::as_slice),
+        }
+    }
+}
+
+/// The lowest and highest cell among `staged`.
+fn bounds(staged: &[((i32, i32), CellEntry)]) -> Option<((i32, i32), (i32, i32))> {
+    let mut cells = staged.iter().map(|(cell, _)| *cell);
+    let first = cells.next()?;
+    Some(cells.fold((first, first), |(lo, hi), (x, y)| {
+        ((lo.0.min(x), lo.1.min(y)), (hi.0.max(x), hi.1.max(y)))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u64) -> CellEntry {
+        let placement = Placement {
+            qpos: None,
+            owner: None,
+            always_relevant: false,
+            hash_public: id,
+            hash_owner: id,
+        };
+        CellEntry::new(NetId(id), placement, true, true, None)
+    }
+
+    /// Both layouts answer every lookup with the entries filed in that cell, in filing order.
+    fn check(cells: &[(i32, i32)], dense: bool) {
+        let staged: Vec<_> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, entry(i as u64)))
+            .collect();
+        let by_cell = ByCell::new(staged.clone());
+        assert_eq!(matches!(by_cell, ByCell::Dense { .. }), dense);
+        let mut probes: Vec<(i32, i32)> = cells.to_vec();
+        probes.extend([(i32::MIN, i32::MIN), (i32::MAX, 0), (-1, -1), (7, 1_000)]);
+        for probe in probes {
+            let want: Vec<NetId> = staged
+                .iter()
+                .filter(|(c, _)| *c == probe)
+                .map(|(_, e)| e.id)
+                .collect();
+            let got: Vec<NetId> = by_cell.get(probe).iter().map(|e| e.id).collect();
+            assert_eq!(got, want, "cell {probe:?}");
+        }
+    }
+
+    #[test]
+    fn dense_and_sparse_cells_find_the_same_entries() {
+        check(&[(0, 0), (3, 2), (3, 2), (-4, 9), (0, 0), (31, 31)], true);
+        check(&[(0, 0), (i32::MAX, i32::MIN), (5, 5), (5, 5)], false);
+        check(&[], false);
     }
 }
