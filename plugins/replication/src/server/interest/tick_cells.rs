@@ -53,6 +53,8 @@ impl TickCells {
     pub fn new(mirror: &Mirror, scratch: &TickScratch, position_bit: u64) -> Self {
         let mut cells = Self {
             everyone: scratch.created.clone(),
+            // At most one entry for each change, and one more for each move.
+            staged: Vec::with_capacity(scratch.changed.len() + scratch.moved.len()),
             ..Self::default()
         };
         let grid = &mirror.grid;
