@@ -103,8 +103,9 @@ pub enum ReplicationSystems {
     /// Interest, then each client's limited change set, encoded.
     Send,
     /// Field-level changes (old → new), then the sealed full change set.
-    /// After `Send` because no client packet needs them: the reflection walk
-    /// stays off the path from an input to the packets that confirm it.
+    /// After `Send` because no client packet needs them: a transport that
+    /// takes packets between `Send` and `Record` has them before this
+    /// reflection walk runs.
     Record,
 }
 

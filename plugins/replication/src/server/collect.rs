@@ -12,9 +12,9 @@ use bevy_platform::collections::HashMap;
 
 use super::ReplicationServer;
 use super::build::{BuildContext, build};
-use super::interest::{self, TickChanges};
+use super::interest::{self, TickCells};
 use super::mirror::{EntityRecord, quantize};
-use super::record::{ChangedQuery, Shadows, record_field_changes, seal_change_set};
+use super::record::{Shadows, record_field_changes, seal_change_set};
 use super::shared::{SharedDelta, shared_baseline};
 use crate::ReplicationSystems;
 use crate::change_set::{ComponentBytes, ComponentWrite, KindChanges};
@@ -24,6 +24,10 @@ use crate::net_id::{
     AlwaysRelevant, KindId, NetId, NetIdAllocator, NewlyReplicated, Owner, Replicated,
 };
 use crate::registry::{ComponentIndex, PositionGetter, ReplicatedComponent, ReplicationRegistry};
+
+/// Replicated entities whose `C` changed since the system last ran.
+type ChangedQuery<'w, 's, C> =
+    Query<'w, 's, (Entity, &'static NetId, &'static C), (With<Replicated>, Changed<C>)>;
 
 pub(crate) fn add_component_systems<C: ReplicatedComponent>(
     app: &mut App,
@@ -336,7 +340,7 @@ pub(crate) fn send_change_sets(
 ) {
     let position_bit = registry.position_index().map_or(0, |p| p.bit());
     let server = &mut *server;
-    let changes = TickChanges::new(&server.mirror, &server.scratch, position_bit);
+    let changes = TickCells::new(&server.mirror, &server.scratch, position_bit);
     let cx = BuildContext {
         tick: server.tick,
         mirror: &server.mirror,

@@ -18,23 +18,13 @@ use super::{TickScratch, View};
 use crate::change_set::QPos;
 use crate::config::ReplicationConfig;
 use crate::net_id::NetId;
-use tick_cells::TickCells;
+pub(crate) use tick_cells::TickCells;
 
 /// View radii in quanta.
 #[derive(Clone, Copy)]
 struct Radii {
     enter: f64,
     keep: f64,
-}
-
-/// This tick's changes, filed by cell once for all clients' interest updates.
-pub(crate) struct TickChanges(TickCells);
-
-impl TickChanges {
-    /// Files the tick's changes (`scratch`) by cell.
-    pub fn new(mirror: &Mirror, scratch: &TickScratch, position_bit: u64) -> Self {
-        Self(TickCells::new(mirror, scratch, position_bit))
-    }
 }
 
 /// Updates `client`'s visible set for the current tick.
@@ -45,11 +35,10 @@ pub(crate) fn update(
     client: &mut ClientState,
     mirror: &Mirror,
     scratch: &TickScratch,
-    changes: &TickChanges,
+    cells: &TickCells,
     config: &ReplicationConfig,
     tick: u64,
 ) {
-    let cells = &changes.0;
     for (id, _, _) in &scratch.despawned {
         client.leave(*id, tick);
     }

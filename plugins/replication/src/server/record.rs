@@ -19,12 +19,8 @@ use super::ReplicationServer;
 use super::collect::kind_changes;
 use crate::change_set::{ComponentValue, EntitySnapshot, FieldChange, FieldPath, FullChangeSet};
 use crate::fields::{FieldValue, diff_fields, visit_fields};
-use crate::net_id::{KindId, NetId, Replicated};
+use crate::net_id::{KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicatedComponent, ReplicationRegistry};
-
-/// Replicated entities whose `C` changed since the system last ran.
-pub(crate) type ChangedQuery<'w, 's, C> =
-    Query<'w, 's, (Entity, &'static NetId, &'static C), (With<Replicated>, Changed<C>)>;
 
 /// The last recorded value of every entity's `C`, to diff fields against,
 /// and the entities whose `C` collection passed on this tick.

@@ -36,7 +36,7 @@ impl CellEntry {
 
 /// The tick's changes as the views need them.
 #[derive(Default)]
-pub(super) struct TickCells {
+pub(crate) struct TickCells {
     /// Entries as they are filed, with their cells; laid out by cell in `seal`.
     staged: Vec<((i32, i32), CellEntry)>,
     by_cell: ByCell,
