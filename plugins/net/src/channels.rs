@@ -25,8 +25,12 @@ pub const RELIABLE_IN_FLIGHT_BYTES: usize = 4 << 20;
 /// datagrams per second per client, more than a third of all bytes in the
 /// swarm scenario, and a packet decryption each. Peers therefore flush at once
 /// when they have messages and otherwise at this interval, which still
-/// confirms reliable messages long before renet's 150 ms resend.
-pub const IDLE_FLUSH_INTERVAL: Duration = Duration::from_millis(25);
+/// confirms reliable messages long before renet's 150 ms resend. It is longer
+/// than a 30 Hz tick on purpose: a ticking room's change sets flush every
+/// client once per tick and carry the acks, so an idle flush in between
+/// would only add an ack datagram per client (measured in S4: 93 → 69
+/// datagrams per client per second at 50 ms instead of 25).
+pub const IDLE_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The connection configuration used by servers and clients.
 pub fn connection_config() -> ConnectionConfig {

@@ -60,6 +60,14 @@ impl KindChanges {
             && self.written.is_empty()
             && self.deleted.is_empty()
     }
+
+    /// Empties every list, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.created.clear();
+        self.updated.clear();
+        self.written.clear();
+        self.deleted.clear();
+    }
 }
 
 /// A component value encoded with the replication codec. Shared: a value is

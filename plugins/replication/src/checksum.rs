@@ -19,31 +19,36 @@ pub fn entity_hash<'a>(
     components: impl IntoIterator<Item = (u8, &'a [u8])>,
 ) -> u64 {
     let mut h = HashInput::default();
-    h.update(&id.0.to_le_bytes());
-    h.update(&kind.0.to_le_bytes());
+    h.put(id.0.to_le_bytes());
+    h.put(kind.0.to_le_bytes());
     match position {
         Some(p) => {
-            h.update(&[1]);
-            h.update(&p.x.to_le_bytes());
-            h.update(&p.y.to_le_bytes());
+            h.put([1]);
+            h.put(p.x.to_le_bytes());
+            h.put(p.y.to_le_bytes());
         }
-        None => h.update(&[0]),
+        None => h.put([0]),
     }
     for (index, bytes) in components {
-        h.update(&[index]);
-        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.put([index]);
+        h.put((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     }
     h.digest()
 }
 
+/// Stack bytes for one entity's hash input; larger entities spill.
+const HASH_BUFFER: usize = 192;
+
 /// The bytes of one entity hash, gathered on the stack and hashed in one call:
 /// a typical entity is well under the buffer, and one-shot XXH3 over a short
 /// input is several times cheaper than feeding a streaming state piece by
 /// piece. Larger inputs spill into the streaming state, which hashes to the
-/// same value.
+/// same value. Fixed-size pieces (ids, lengths, tags) are written with
+/// [`HashInput::put`], whose constant length compiles to plain stores: a
+/// `memcpy` call per piece was 8 % of the S4 room thread.
 struct HashInput {
-    buf: [u8; 192],
+    buf: [u8; HASH_BUFFER],
     len: usize,
     spilled: Option<Xxh3>,
 }
@@ -51,7 +56,7 @@ struct HashInput {
 impl Default for HashInput {
     fn default() -> Self {
         Self {
-            buf: [0; 192],
+            buf: [0; HASH_BUFFER],
             len: 0,
             spilled: None,
         }
@@ -59,6 +64,18 @@ impl Default for HashInput {
 }
 
 impl HashInput {
+    /// Appends a fixed-size piece.
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: [u8; N]) {
+        if self.len + N <= self.buf.len() {
+            self.buf[self.len..self.len + N].copy_from_slice(&bytes);
+            self.len += N;
+        } else {
+            self.update(&bytes);
+        }
+    }
+
+    /// Appends a piece of any length.
     fn update(&mut self, bytes: &[u8]) {
         if self.len + bytes.len() <= self.buf.len() {
             self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
@@ -141,8 +158,10 @@ mod tests {
             &[2, 8],
             &[100, 100],
             &[60; 9],
-            &[1000],
-            &[5, 400, 5],
+            &[200; 9],
+            &[HASH_BUFFER],
+            &[3 * HASH_BUFFER],
+            &[5, HASH_BUFFER / 2, 5, HASH_BUFFER / 2, 5],
         ] {
             let comps: Vec<(u8, Vec<u8>)> = sizes
                 .iter()

@@ -82,6 +82,24 @@ fn full_change_set_has_created_field_updates_and_deletions_by_kind() {
     assert_eq!(units_changes.written.len(), 1);
     assert_eq!(set.kinds["trees"].deleted.len(), 1);
     assert!(set.kinds["trees"].created.is_empty());
+
+    // Each tick's set holds that tick's changes only (its lists are reused).
+    app.world_mut().get_mut::<Health>(a).unwrap().0 = 9;
+    app.update();
+    let set = change_set(&app);
+    assert_eq!(set.kinds.keys().collect::<Vec<_>>(), ["units"]);
+    let units_changes = &set.kinds["units"];
+    assert_eq!(
+        units_changes.updated.len(),
+        1,
+        "{:?}",
+        units_changes.updated
+    );
+    assert_eq!(&*units_changes.updated[0].field, "health");
+    assert_eq!(units_changes.written.len(), 1);
+    assert!(units_changes.created.is_empty() && units_changes.deleted.is_empty());
+    app.update();
+    assert!(change_set(&app).is_empty());
 }
 
 #[test]

@@ -202,10 +202,8 @@ pub(crate) fn begin_tick(mut server: ResMut<ReplicationServer>) {
     scratch.created.clear();
     scratch.moved.clear();
     scratch.despawned.clear();
-    scratch
-        .kinds
-        .iter_mut()
-        .for_each(|k| *k = KindChanges::default());
+    // Normally already empty (sealing takes them); clearing keeps recycled capacity.
+    scratch.kinds.iter_mut().for_each(KindChanges::clear);
 }
 
 /// Entities that stopped replicating: despawned, or their [`Replicated`] removed.

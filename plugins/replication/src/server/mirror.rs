@@ -100,8 +100,9 @@ impl EntityRecord {
             self.visible_components(registry, false)
                 .map(|(i, b)| (i, &**b)),
         );
-        // Owners see more only when some component is owner-only.
-        self.hash_owner = if registry.has_private_components() {
+        // Owners see more only when some component is owner-only, and only an
+        // owned entity has an owner to see it (most entities have none).
+        self.hash_owner = if self.owner.is_some() && registry.has_private_components() {
             entity_hash(
                 id,
                 self.kind,

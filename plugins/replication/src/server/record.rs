@@ -11,13 +11,18 @@
 //! byte comparison, and the reflection work overlaps the network thread's
 //! sending.
 
+use std::sync::Arc;
+
 use bevy_ecs::prelude::*;
 use bevy_platform::collections::HashMap;
 use bevy_platform::collections::hash_map::Entry;
 
 use super::ReplicationServer;
 use super::collect::kind_changes;
-use crate::change_set::{ComponentValue, EntitySnapshot, FieldChange, FieldPath, FullChangeSet};
+
+use crate::change_set::{
+    ComponentValue, EntitySnapshot, FieldChange, FieldPath, FullChangeSet, KindChanges,
+};
 use crate::fields::{FieldValue, diff_fields, visit_fields};
 use crate::net_id::{KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicatedComponent, ReplicationRegistry};
@@ -173,5 +178,23 @@ pub(crate) fn seal_change_set(
             set.kinds.insert(name, std::mem::take(changes));
         }
     }
-    server.change_set = std::sync::Arc::new(set);
+    let previous = std::mem::replace(&mut server.change_set, Arc::new(set));
+    // When no one else holds last tick's set, its lists become this tick's
+    // buffers: no regrowing them change by change, no freeing them here.
+    if let Ok(previous) = Arc::try_unwrap(previous) {
+        recycle(&mut server.scratch.kinds, previous, &registry);
+    }
+}
+
+/// Hands `previous`'s per-kind lists, emptied, to the kinds whose lists were
+/// taken for the new set.
+fn recycle(kinds: &mut [KindChanges], mut previous: FullChangeSet, registry: &ReplicationRegistry) {
+    for (i, slot) in kinds.iter_mut().enumerate() {
+        if slot.is_empty()
+            && let Some(mut changes) = previous.kinds.remove(registry.kind_name(KindId(i as u16)))
+        {
+            changes.clear();
+            *slot = changes;
+        }
+    }
 }

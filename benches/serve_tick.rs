@@ -1,0 +1,72 @@
+//! `serve_tick`: one whole serving tick of a village room, the room side of S4.
+//!
+//! Builds the room exactly as `kasagi serve` does (`serve::build_room`),
+//! connects 50 replication clients with radius-128 views (the server's default)
+//! centred on villagers, which walk every tick as players do, and measures
+//! one tick (receive, simulate, replicate, send, record) plus taking every
+//! client's packets and acknowledging them. This is the room thread's share
+//! of S4's input-to-observer path, without the network thread, the bots and
+//! the machine's noise around them, so that a change to it can be measured
+//! to a few per cent.
+//!
+//! Run: `cargo bench --bench serve_tick`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use kasagi::room::Room;
+use kasagi::serve::build_room;
+use kasagi::sim::WorldDef;
+use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
+
+/// S4's client count.
+const CLIENTS: u64 = 50;
+
+/// The village's first villager id: resources (160) and buildings (50) come first.
+const FIRST_VILLAGER: u64 = 210;
+
+fn connect(room: &mut Room) {
+    let mut server = room.world_mut().resource_mut::<ReplicationServer>();
+    for i in 0..CLIENTS {
+        let view = View::Radius {
+            center: Some(NetId(FIRST_VILLAGER + i)),
+            radius: 128.0,
+        };
+        server.connect(ClientId(i), view);
+    }
+}
+
+/// One tick plus every client's packets taken and acknowledged.
+fn tick(room: &mut Room) -> usize {
+    room.tick();
+    let mut server = room.world_mut().resource_mut::<ReplicationServer>();
+    let now = server.tick();
+    let mut packets = 0;
+    for i in 0..CLIENTS {
+        let taken = server.take_packets(ClientId(i));
+        packets += taken.len();
+        if !taken.is_empty() {
+            let _ = server.receive_ack(ClientId(i), now);
+        }
+    }
+    packets
+}
+
+fn serve_tick(c: &mut Criterion) {
+    let village = WorldDef::load("assets/worlds/village.ron").expect("village.ron loads");
+    let mut room = build_room(village, None);
+    connect(&mut room);
+    // Full states first, then steady deltas with buffers at their working size.
+    for _ in 0..90 {
+        tick(&mut room);
+    }
+    let mut group = c.benchmark_group("serve_tick");
+    group.sample_size(30);
+    group.bench_function("village_50_clients", |b| {
+        b.iter(|| black_box(tick(&mut room)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, serve_tick);
+criterion_main!(benches);
