@@ -91,7 +91,14 @@ fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
     let serve = Serve::start(&["--insecure"]);
     let summary = bots(
         &serve.addr,
-        &["--insecure", "--count", "3", "--duration", "4"],
+        &[
+            "--insecure",
+            "--count",
+            "3",
+            "--duration",
+            "4",
+            "--remote-latency",
+        ],
     );
     assert_eq!(summary["clients"], 3);
     assert_eq!(summary["connected"], 3, "{summary}");
@@ -105,6 +112,16 @@ fn bots_sync_with_an_insecure_server_which_stops_gracefully_on_sigterm() {
     for key in ["resyncs", "reconnects", "latency_p50_ms", "latency_p99_ms"] {
         assert!(summary.get(key).is_some(), "{key} missing");
     }
+    // Timed at arrival, a confirmation is never later than at the harness's look.
+    let ms = |key: &str| {
+        summary[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {summary}"))
+    };
+    assert!(
+        ms("remote_latency_at_arrival_p99_ms") <= ms("remote_latency_p99_ms"),
+        "{summary}"
+    );
     let (status, log) = serve.terminate();
     assert!(status.success(), "exit {status:?}: {log}");
     assert!(log.contains("kasagi stopped"), "{log}");

@@ -309,6 +309,8 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
         "remote_latency_p50_ms": bots["remote_latency_p50_ms"],
         "remote_latency_p99_ms": bots["remote_latency_p99_ms"],
         "remote_latency_samples": bots["remote_latency_samples"],
+        "remote_latency_at_arrival_p50_ms": bots["remote_latency_at_arrival_p50_ms"],
+        "remote_latency_at_arrival_p99_ms": bots["remote_latency_at_arrival_p99_ms"],
     })
 }
 

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bevy_app::App;
 use clap::Args;
@@ -19,7 +19,7 @@ use serde::Serialize;
 mod latency;
 mod window;
 
-use latency::{Latency, Probe};
+use latency::{Latency, Probe, Seen};
 use window::{Window, WindowResult, WindowSpec};
 
 use super::CliError;
@@ -123,6 +123,12 @@ pub struct BotsSummary {
     pub remote_latency_p99_ms: f64,
     /// Samples behind the remote figures.
     pub remote_latency_samples: u64,
+    /// Input sent → confirmed on another client, timed at the confirming
+    /// datagram's arrival plus that client's processing rather than when
+    /// this process got round to updating it, median, ms (`--remote-latency`).
+    pub remote_latency_at_arrival_p50_ms: f64,
+    /// The same, 99th percentile, ms.
+    pub remote_latency_at_arrival_p99_ms: f64,
     /// Commands sent (an `act` every few seconds per client).
     pub commands_sent: u64,
     /// Commands acknowledged by the server.
@@ -216,7 +222,13 @@ fn drive(
     };
     let mut latency = Latency::new(args.remote_latency);
     let mut probes: Vec<Option<Probe>> = vec![None; bots.len()];
-    let mut updated = vec![Instant::now(); bots.len()];
+    let mut seen =
+        vec![Seen::new(Instant::now(), (Instant::now(), SystemTime::now()), None); bots.len()];
+    if args.remote_latency {
+        for bot in bots.iter_mut() {
+            bot.client.net_mut().record_arrivals(true);
+        }
+    }
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     let mut next_input = Instant::now();
@@ -229,8 +241,10 @@ fn drive(
         let counted = window.as_ref().is_none_or(Window::measuring);
         let mut turned = Vec::new();
         for (i, bot) in bots.iter_mut().enumerate() {
+            let started = Instant::now();
             let ok = bot.client.update().is_ok();
-            updated[i] = Instant::now();
+            let updated = (Instant::now(), SystemTime::now());
+            seen[i] = Seen::new(started, updated, bot.client.net().last_arrival());
             if !ok || bot.client.state() != SyncState::Synced {
                 continue;
             }
@@ -242,7 +256,7 @@ fn drive(
                 bot.next_turn = now + Duration::from_millis(rng.random_range(1000..3000));
                 // Sent at once, so latency runs from the send.
                 bot.client.send_input(bot.heading.to_array(), None);
-                turned.push((i, Instant::now()));
+                turned.push((i, (Instant::now(), SystemTime::now())));
             } else if send_inputs {
                 bot.client.send_input(bot.heading.to_array(), None);
             }
@@ -260,7 +274,7 @@ fn drive(
             let heading = bots[i].heading;
             probes[i] = Some(Probe::new(heading, sent, counted, i, &clients));
         }
-        latency.resolve(&clients, &updated, &mut probes);
+        latency.resolve(&clients, &seen, &mut probes);
         let synced = clients
             .iter()
             .filter(|c| c.state() == SyncState::Synced)
@@ -338,6 +352,8 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         remote_latency_p50_ms: ms(&lat.remote, 0.5),
         remote_latency_p99_ms: ms(&lat.remote, 0.99),
         remote_latency_samples: lat.remote.len(),
+        remote_latency_at_arrival_p50_ms: ms(&lat.remote_at_arrival, 0.5),
+        remote_latency_at_arrival_p99_ms: ms(&lat.remote_at_arrival, 0.99),
         commands_sent: bots.iter().map(|b| b.commands.len() as u64).sum(),
         commands_acked: bots
             .iter()

@@ -168,4 +168,24 @@ impl NetClient {
     pub fn rtt(&self) -> f64 {
         self.renet.rtt()
     }
+
+    /// Notes the kernel's receive time of every datagram from now on (Linux
+    /// only; one extra system call per datagram): see [`Self::last_arrival`].
+    pub fn record_arrivals(&mut self, on: bool) {
+        self.transport.record_arrivals(on);
+    }
+
+    /// Whether arrivals are recorded.
+    pub fn records_arrivals(&self) -> bool {
+        self.transport.records_arrivals()
+    }
+
+    /// When the newest datagram read by the last [`Self::update`] reached
+    /// this machine, by the kernel's clock (`SystemTime`), if arrivals are
+    /// recorded. A load generator that serves many clients in turn reads a
+    /// client's socket late; this is when a client reading its own socket
+    /// could have had the data.
+    pub fn last_arrival(&self) -> Option<std::time::SystemTime> {
+        self.transport.last_arrival()
+    }
 }

@@ -6,10 +6,16 @@
 //! (*remote*: input → confirmed on another client, the S4 figure).
 //!
 //! One process drives many bots in turn, so each confirmation is timed when
-//! that bot's update finished, not when the harness got round to looking:
-//! a real client runs alone on its machine and sees the change as it lands.
+//! that bot's update finished, not when the harness got round to looking.
+//! That still counts the time the confirming datagram sat in the bot's socket
+//! while the harness updated the bots before it (≈ 125 µs each in S4, so
+//! milliseconds for the last of 50): a real client runs alone on its machine
+//! and reads its socket as the data lands. The remote figure is therefore
+//! also taken *at arrival*: the kernel's receive time of the newest datagram
+//! in the confirming update, plus that update's own duration (the client's
+//! processing). Both are reported; S4's target reads the one at arrival.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use glam::Vec2;
 use hdrhistogram::Histogram;
@@ -26,6 +32,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) struct Probe {
     heading: Vec2,
     sent: Instant,
+    /// `sent` by the wall clock, which kernel arrival times use.
+    sent_wall: SystemTime,
     own: bool,
     remote: bool,
     /// Whether the probe started within the measured window.
@@ -37,10 +45,11 @@ pub(super) struct Probe {
 }
 
 impl Probe {
-    /// A probe for `clients[me]`'s new `heading`, sent at `sent`.
+    /// A probe for `clients[me]`'s new `heading`, sent at `sent` (`sent_wall`
+    /// by the wall clock).
     pub fn new(
         heading: Vec2,
-        sent: Instant,
+        (sent, sent_wall): (Instant, SystemTime),
         counted: bool,
         me: usize,
         clients: &[&GameClient],
@@ -57,6 +66,7 @@ impl Probe {
         Self {
             heading,
             sent,
+            sent_wall,
             own: false,
             remote: false,
             counted,
@@ -65,10 +75,42 @@ impl Probe {
     }
 }
 
+/// When a bot's last update finished, and when a client reading its own
+/// socket would have finished it.
+#[derive(Clone, Copy)]
+pub(super) struct Seen {
+    /// When the update finished.
+    pub updated: Instant,
+    /// Kernel arrival of the newest datagram it read plus the update's
+    /// duration; `None` when it read none.
+    pub at_arrival: Option<SystemTime>,
+}
+
+impl Seen {
+    /// A bot's update that ran from `started` to `updated` (`updated_wall`
+    /// by the wall clock) and whose newest datagram the kernel received at
+    /// `arrival`. A datagram that landed during the update is timed at the
+    /// update's end: no earlier than the harness itself saw it.
+    pub fn new(
+        started: Instant,
+        (updated, updated_wall): (Instant, SystemTime),
+        arrival: Option<SystemTime>,
+    ) -> Self {
+        let processing = updated.saturating_duration_since(started);
+        Self {
+            updated,
+            at_arrival: arrival.map(|t| (t + processing).min(updated_wall)),
+        }
+    }
+}
+
 /// Latency histograms, µs.
 pub(super) struct Latency {
     pub own: Histogram<u64>,
+    /// Input → another client's update that showed it.
     pub remote: Histogram<u64>,
+    /// Input → the same, timed at arrival (see the module docs).
+    pub remote_at_arrival: Histogram<u64>,
     /// Whether remote confirmation is looked for (costs a lookup per client per probe).
     pub measure_remote: bool,
 }
@@ -79,16 +121,17 @@ impl Latency {
         Self {
             own: h(),
             remote: h(),
+            remote_at_arrival: h(),
             measure_remote,
         }
     }
 
     /// Resolves what it can of every bot's probe; `probes[i]` belongs to
-    /// `clients[i]`, whose last update finished at `updated[i]`.
+    /// `clients[i]`, whose last update is `seen[i]`.
     pub fn resolve(
         &mut self,
         clients: &[&GameClient],
-        updated: &[Instant],
+        seen: &[Seen],
         probes: &mut [Option<Probe>],
     ) {
         for (i, slot) in probes.iter_mut().enumerate() {
@@ -98,8 +141,16 @@ impl Latency {
             };
             let elapsed = probe.sent.elapsed();
             let micros = |j: usize| {
-                let at = updated.get(j).copied().unwrap_or_else(Instant::now);
+                let at = seen.get(j).map_or_else(Instant::now, |s| s.updated);
                 at.saturating_duration_since(probe.sent).as_micros().max(1) as u64
+            };
+            // Without an arrival time (the update read nothing new, or no
+            // timestamps here), the update's own finish stands.
+            let micros_at_arrival = |j: usize| match seen.get(j).and_then(|s| s.at_arrival) {
+                Some(at) => at
+                    .duration_since(probe.sent_wall)
+                    .map_or(1, |d| d.as_micros().max(1) as u64),
+                None => micros(j),
             };
             if !probe.own && moving_along(clients[i], player, probe.heading) {
                 probe.own = true;
@@ -108,17 +159,21 @@ impl Latency {
                 }
             }
             if self.measure_remote && !probe.remote {
-                // The first observer to show it, by when its update finished.
-                let first = probe
+                // The first observer to show it, by when its update finished,
+                // and by when a client of its own would have had it.
+                let showing: Vec<usize> = probe
                     .observers
                     .iter()
-                    .filter(|&&j| moving_along(clients[j], player, probe.heading))
-                    .map(|&j| micros(j))
-                    .min();
-                if let Some(micros) = first {
+                    .copied()
+                    .filter(|&j| moving_along(clients[j], player, probe.heading))
+                    .collect();
+                let first = showing.iter().map(|&j| micros(j)).min();
+                let first_at_arrival = showing.iter().map(|&j| micros_at_arrival(j)).min();
+                if let (Some(micros), Some(at_arrival)) = (first, first_at_arrival) {
                     probe.remote = true;
                     if probe.counted {
                         self.remote.saturating_record(micros);
+                        self.remote_at_arrival.saturating_record(at_arrival);
                     }
                 }
             }
@@ -143,4 +198,35 @@ fn moving_along(client: &GameClient, player: NetId, heading: Vec2) -> bool {
         .world()
         .get::<Velocity>(entity)
         .is_some_and(|v| v.0.normalize_or_zero().abs().dot(heading.abs()) > 0.999)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_timing_adds_the_update_and_never_passes_its_end() {
+        let started = Instant::now();
+        let updated = started + Duration::from_micros(300);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        // Landed 5 ms before the harness got to this bot: 5 ms earlier, plus processing.
+        let early = Seen::new(
+            started,
+            (updated, wall),
+            Some(wall - Duration::from_millis(5)),
+        );
+        assert_eq!(
+            early.at_arrival,
+            Some(wall - Duration::from_millis(5) + Duration::from_micros(300))
+        );
+        // Landed while the update ran: the update's end.
+        let during = Seen::new(
+            started,
+            (updated, wall),
+            Some(wall - Duration::from_micros(100)),
+        );
+        assert_eq!(during.at_arrival, Some(wall));
+        // Nothing read: no arrival time.
+        assert_eq!(Seen::new(started, (updated, wall), None).at_arrival, None);
+    }
 }

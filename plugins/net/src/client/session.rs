@@ -402,6 +402,12 @@ impl GameClient {
         &self.net
     }
 
+    /// The transport, to change its settings (such as
+    /// [`NetClient::record_arrivals`], which carries over reconnects).
+    pub fn net_mut(&mut self) -> &mut NetClient {
+        &mut self.net
+    }
+
     /// What crossed this client's sockets, over every connection of the
     /// session (reconnects open new sockets).
     pub fn udp(&self) -> super::UdpCounters {
@@ -434,7 +440,8 @@ impl GameClient {
 
     /// Continues the session over a new connection (after a drop): the server
     /// hands back the same player and resumes by delta from the last ack.
-    pub fn reconnect(&mut self, net: NetClient) {
+    pub fn reconnect(&mut self, mut net: NetClient) {
+        net.record_arrivals(self.net.records_arrivals());
         let old = std::mem::replace(&mut self.net, net);
         self.earlier = (
             self.earlier.0 + old.udp(),

@@ -4,11 +4,12 @@
 //! the datagrams and bytes that cross the socket, netcode header and MAC
 //! included. Bandwidth figures (`kasagi bots`, the load scenarios) are quoted
 //! as what a real client reads from its socket, so they have to be measured
-//! here rather than from the renet messages.
+//! here rather than from the renet messages. On request it also notes when
+//! the kernel received each datagram (see [`UdpTransport::record_arrivals`]).
 
 use std::io;
 use std::net::UdpSocket;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use renet::RenetClient;
 use renetcode::{
@@ -58,6 +59,10 @@ pub(crate) struct UdpTransport {
     netcode: NetcodeClient,
     buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
     counters: UdpCounters,
+    /// Whether to ask the kernel when each datagram arrived.
+    arrivals: bool,
+    /// The newest arrival among the datagrams the last `update` read.
+    last_arrival: Option<SystemTime>,
 }
 
 impl UdpTransport {
@@ -72,7 +77,26 @@ impl UdpTransport {
             netcode: NetcodeClient::new(now, authentication)?,
             buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
             counters: UdpCounters::default(),
+            arrivals: false,
+            last_arrival: None,
         })
+    }
+
+    /// Notes the kernel's receive time of every datagram read from now on
+    /// (Linux; elsewhere nothing is noted). Costs one `ioctl` per datagram,
+    /// so it is off unless a measurement asks for it.
+    pub fn record_arrivals(&mut self, on: bool) {
+        self.arrivals = on;
+    }
+
+    pub fn records_arrivals(&self) -> bool {
+        self.arrivals
+    }
+
+    /// When the kernel received the newest datagram the last `update` read,
+    /// if arrivals are recorded and it read any.
+    pub fn last_arrival(&self) -> Option<SystemTime> {
+        self.last_arrival
     }
 
     pub fn counters(&self) -> UdpCounters {
@@ -123,6 +147,7 @@ impl UdpTransport {
         } else if self.netcode.is_connecting() {
             renet.set_connecting();
         }
+        self.last_arrival = None;
         loop {
             let len = match self.socket.recv_from(&mut self.buffer[..]) {
                 Ok((len, addr)) if addr == self.netcode.server_addr() => len,
@@ -139,6 +164,11 @@ impl UdpTransport {
             };
             self.counters.datagrams_in += 1;
             self.counters.bytes_in += len as u64;
+            if self.arrivals
+                && let Some(at) = kernel_arrival(&self.socket)
+            {
+                self.last_arrival = Some(self.last_arrival.map_or(at, |t| t.max(at)));
+            }
             if let Some(payload) = self.netcode.process_packet(&mut self.buffer[..len]) {
                 renet.process_packet(payload);
             }
@@ -150,4 +180,35 @@ impl UdpTransport {
         }
         Ok(())
     }
+}
+
+/// The kernel's receive time of the last datagram read from `socket`.
+///
+/// `SIOCGSTAMPNS` (asm-generic/sockios.h; `libc` does not export it) turns on
+/// timestamping for the socket at its first use, so the very first datagram
+/// may have none.
+#[cfg(target_os = "linux")]
+fn kernel_arrival(socket: &UdpSocket) -> Option<SystemTime> {
+    use std::os::fd::AsRawFd;
+    const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+    let mut stamp = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid socket descriptor and a `timespec` the kernel fills in.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), SIOCGSTAMPNS as _, &mut stamp) };
+    if rc != 0 || stamp.tv_sec <= 0 {
+        return None;
+    }
+    let since_epoch = Duration::new(
+        stamp.tv_sec as u64,
+        stamp.tv_nsec.clamp(0, 999_999_999) as u32,
+    );
+    SystemTime::UNIX_EPOCH.checked_add(since_epoch)
+}
+
+/// Arrival times are a Linux feature here.
+#[cfg(not(target_os = "linux"))]
+fn kernel_arrival(_socket: &UdpSocket) -> Option<SystemTime> {
+    None
 }
