@@ -9,6 +9,7 @@
 mod commands;
 mod load_window;
 mod network;
+mod outlet;
 mod rate_limit;
 mod room_store;
 mod room_worker;
@@ -62,6 +63,10 @@ pub(crate) enum FromRoom {
         /// The message.
         message: ServerMessage,
     },
+    /// A tick's change sets and input acks, in order, handed over at once so
+    /// that the network thread sends them in one flush: a client's change set
+    /// and its input ack then share a datagram.
+    SendAll(Vec<(u64, ServerMessage)>),
     /// The room's tick timing, for the status line.
     Tick {
         /// Wall time of the tick, µs.

@@ -208,6 +208,11 @@ impl GameServer {
     fn on_room_message(&mut self, msg: FromRoom) {
         match msg {
             FromRoom::Send { client, message } => self.queue(client, message),
+            FromRoom::SendAll(messages) => {
+                for (client, message) in messages {
+                    self.queue(client, message);
+                }
+            }
             FromRoom::Tick { micros, cpu_micros } => {
                 self.tick_us.saturating_record(micros.max(1));
                 if let Some(load) = &mut self.load {

@@ -4,14 +4,15 @@
 
 use crossbeam_channel::Sender;
 use kasagi_net::protocol::{ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage};
-use kasagi_replication::ReplicationConfig;
+use bevy_ecs::schedule::IntoScheduleConfigs;
+use kasagi_replication::{ReplicationConfig, ReplicationSystems};
 use kasagi_replication::codec::encode_component;
 
-use super::FromRoom;
 use super::room_worker::{RoomSettings, send};
+use super::{FromRoom, outlet};
 use crate::persist::{self, HistoryReply, PersistPlugin, Start};
 use crate::replication::VillageReplicationPlugin;
-use crate::room::Room;
+use crate::room::{Room, RoomSchedule, TickSet};
 use crate::sim::{SimState, VillagePlugin, WorldDef};
 
 /// A room as the server runs it (village, replication, persistence), new or
@@ -31,7 +32,14 @@ pub fn build(def: WorldDef, from: Option<SimState>) -> Room {
         None => VillagePlugin::new(def),
     };
     room.app_mut()
-        .add_plugins((village, VillageReplicationPlugin { config }, PersistPlugin));
+        .add_plugins((village, VillageReplicationPlugin { config }, PersistPlugin))
+        .add_systems(
+            RoomSchedule,
+            outlet::hand_over
+                .in_set(TickSet::Send)
+                .after(ReplicationSystems::Send)
+                .before(ReplicationSystems::Record),
+        );
     room
 }
 

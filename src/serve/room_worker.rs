@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use glam::Vec2;
 use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
-use kasagi_replication::codec::is_full_state;
 use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
 
 use super::commands::Commands;
+use super::outlet::Outlet;
 use super::{FromRoom, ToRoom};
 use super::{load_window, room_store};
 use crate::persist::{self, PersistHandle};
@@ -86,6 +86,7 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
     let dt = room.world().resource::<SimParams>().dt;
     let slot = Duration::from_secs_f64(f64::from(dt));
     let mut roster = Roster::default();
+    room.world_mut().insert_resource(Outlet::new(out.clone()));
     adopt_orphans(&mut room, &mut roster);
     let mut next_tick = Instant::now();
     let mut empty_since = Some(Instant::now());
@@ -104,12 +105,11 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
                 Err(RecvTimeoutError::Timeout) => break,
             }
         }
+        fill_outlet(&mut room, &mut roster);
         let cpu_before = load_window::thread_cpu_micros();
+        // The packets leave during the tick (`outlet::hand_over`).
         let took = room.tick();
         let cpu_micros = load_window::thread_cpu_micros().saturating_sub(cpu_before);
-        // Change sets first: the network thread wakes on the first message.
-        send_packets(&mut room, &roster, &out);
-        ack_inputs(&room, &mut roster, &out);
         let _ = out.send(FromRoom::Tick {
             micros: took.as_micros() as u64,
             cpu_micros,
@@ -267,35 +267,21 @@ fn handle(
     }
 }
 
-fn send_packets(room: &mut Room, roster: &Roster, out: &Sender<FromRoom>) {
-    let mut server = room.world_mut().resource_mut::<ReplicationServer>();
-    for &client in roster.members.keys() {
-        for bytes in server.take_packets(ClientId(client)) {
-            let message = if is_full_state(&bytes).unwrap_or(false) {
-                ServerMessage::FullState(bytes)
-            } else {
-                ServerMessage::Changes(bytes)
-            };
-            send(out, client, message);
-        }
-    }
-    // Nobody listens for clients that are away; their next change set after a
-    // reconnect carries everything since their last ack anyway.
-    for away in &roster.away {
-        server.take_packets(ClientId(away.client));
-    }
-}
-
-/// Tells clients which of their inputs this tick applied (for prediction).
-fn ack_inputs(room: &Room, roster: &mut Roster, out: &Sender<FromRoom>) {
+/// Tells the tick's [`Outlet`] who listens and which inputs it applies.
+fn fill_outlet(room: &mut Room, roster: &mut Roster) {
+    let Some(mut outlet) = room.world_mut().get_resource_mut::<Outlet>() else {
+        return;
+    };
+    let outlet = &mut *outlet;
+    outlet.members.clear();
+    outlet.away.clear();
     for (&client, member) in roster.members.iter_mut() {
-        if std::mem::take(&mut member.input_pending)
-            && let Some(sequence) = member.last_input
-        {
-            let tick = room.tick_count();
-            send(out, client, ServerMessage::InputAck { sequence, tick });
-        }
+        let acked = std::mem::take(&mut member.input_pending)
+            .then_some(member.last_input)
+            .flatten();
+        outlet.members.push((client, acked));
     }
+    outlet.away.extend(roster.away.iter().map(|a| a.client));
 }
 
 /// Hands a kept avatar (away, or still connected under an old client id) to `client`.
