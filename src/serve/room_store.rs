@@ -2,11 +2,11 @@
 //! bringing them back from the store when they start, and answering history
 //! requests from it without the room thread waiting.
 
+use bevy_ecs::schedule::IntoScheduleConfigs;
 use crossbeam_channel::Sender;
 use kasagi_net::protocol::{ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage};
-use bevy_ecs::schedule::IntoScheduleConfigs;
-use kasagi_replication::{ReplicationConfig, ReplicationSystems};
 use kasagi_replication::codec::encode_component;
+use kasagi_replication::{ReplicationConfig, ReplicationSystems};
 
 use super::room_worker::{RoomSettings, send};
 use super::{FromRoom, outlet};

@@ -190,7 +190,7 @@ impl Plugin for ReplicationPlugin {
         );
         app.add_systems(
             s,
-            server::collect::send_change_sets.in_set(ReplicationSystems::Send),
+            server::send::send_change_sets.in_set(ReplicationSystems::Send),
         );
         app.add_systems(
             s,

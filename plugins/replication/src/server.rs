@@ -11,6 +11,7 @@ mod history;
 mod interest;
 pub(crate) mod mirror;
 pub(crate) mod record;
+pub(crate) mod send;
 mod shared;
 mod trail;
 

@@ -8,17 +8,13 @@ use bevy_app::App;
 use bevy_ecs::intern::Interned;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::ScheduleLabel;
-use bevy_platform::collections::HashMap;
 
 use super::ReplicationServer;
-use super::build::{BuildContext, build};
-use super::interest::{self, TickCells};
 use super::mirror::{EntityRecord, quantize};
 use super::record::{Shadows, record_field_changes, seal_change_set};
-use super::shared::{SharedDelta, shared_baseline};
 use crate::ReplicationSystems;
 use crate::change_set::{ComponentBytes, ComponentWrite, KindChanges};
-use crate::codec::{encode_component_into, encode_packets};
+use crate::codec::encode_component_into;
 use crate::config::ReplicationConfig;
 use crate::net_id::{
     AlwaysRelevant, KindId, NetId, NetIdAllocator, NewlyReplicated, Owner, Replicated,
@@ -327,55 +323,4 @@ pub(crate) fn finish_tick(
     server
         .history
         .push(tick, changed, config.history_ticks as usize);
-}
-
-/// Updates interest, then builds and encodes every client's change set.
-pub(crate) fn send_change_sets(
-    mut server: ResMut<ReplicationServer>,
-    registry: Res<ReplicationRegistry>,
-    config: Res<ReplicationConfig>,
-    mut scratch: Local<HashMap<NetId, u64>>,
-) {
-    let position_bit = registry.position_index().map_or(0, |p| p.bit());
-    let server = &mut *server;
-    let changes = TickCells::new(&server.mirror, &server.scratch, position_bit);
-    let cx = BuildContext {
-        tick: server.tick,
-        mirror: &server.mirror,
-        history: &server.history,
-        registry: &registry,
-        config: &config,
-    };
-    let mut shared = SharedDelta::default();
-    let shareable = !registry.has_private_components();
-    for (id, client) in server.clients.iter_mut() {
-        interest::update(
-            client,
-            cx.mirror,
-            &server.scratch,
-            &changes,
-            cx.config,
-            cx.tick,
-        );
-        if let Some(base) = shareable.then(|| shared_baseline(client, &cx)).flatten() {
-            if let Some(packets) = shared.packets_for(client, base, &cx, &mut scratch) {
-                client.stats.packets += packets.len() as u64;
-                client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
-                server.outbox.entry(*id).or_default().extend(packets);
-            }
-            continue;
-        }
-        let Some(set) = build(client, &cx, &mut scratch) else {
-            continue;
-        };
-        let mtu = if set.is_full() {
-            config.full_state_mtu
-        } else {
-            config.mtu
-        };
-        let packets = encode_packets(&set, mtu);
-        client.stats.packets += packets.len() as u64;
-        client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
-        server.outbox.entry(*id).or_default().extend(packets);
-    }
 }
