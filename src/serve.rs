@@ -13,6 +13,7 @@ mod outlet;
 mod rate_limit;
 mod room_store;
 mod room_worker;
+mod wake;
 
 pub use load_window::{LoadReport, LoadWindowSpec, process_cpu_secs};
 pub use network::{GameServer, ServeOptions, ServerStatus};

@@ -19,10 +19,20 @@ use kasagi_replication::client::ClientReplicationPlugin;
 use super::load_window::{LoadReport, LoadWindow, LoadWindowSpec};
 use super::rate_limit::{RateLimiter, RateLimits, Verdict};
 use super::room_worker::{self, RoomSettings};
+use super::wake::{WakeSource, Waker, Woken};
 use super::{FromRoom, ToRoom};
 use crate::persist::{PersistHandle, PersistSnapshot, Recovery};
 use crate::replication::register_village;
 use crate::sim::WorldDef;
+
+/// Shortest gap between two passes woken by datagrams: a burst of a tick's
+/// acks is read in one pass, and an input waits at most this long.
+const MIN_PASS_GAP: Duration = Duration::from_micros(250);
+
+/// Passes woken by datagrams are at least this many of the last pass's
+/// duration apart: a pass walks every client, so with many clients this
+/// keeps reading at once to about a fifth of a core.
+const PASS_GAP_FACTOR: u32 = 4;
 
 /// How to serve.
 #[derive(Clone)]
@@ -101,6 +111,11 @@ pub struct GameServer {
     clients: BTreeMap<u64, ClientInfo>,
     from_rooms: Receiver<FromRoom>,
     to_network: Sender<FromRoom>,
+    /// What the loop waits on between passes, and the rooms' way to end the wait.
+    wake: WakeSource,
+    waker: Waker,
+    /// When the last pass started and how long it took.
+    last_pass: (Instant, Duration),
     tick_us: Histogram<u64>,
     recovered: Vec<(String, Recovery)>,
     load: Option<LoadWindow>,
@@ -117,6 +132,7 @@ impl GameServer {
             options.max_clients,
         )?;
         let (to_network, from_rooms) = unbounded();
+        let (wake, waker) = WakeSource::new()?;
         let world = &options.world;
         let world_entities =
             world.population.total() + world.swarm.map_or(0, |s| u64::from(s.entities));
@@ -133,6 +149,9 @@ impl GameServer {
             clients: BTreeMap::new(),
             from_rooms,
             to_network,
+            wake,
+            waker,
+            last_pass: (Instant::now(), Duration::ZERO),
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             recovered: Vec::new(),
         })
@@ -155,7 +174,9 @@ impl GameServer {
             self.start_room(&name, true);
         }
         while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
             self.poll();
+            self.last_pass = (started, started.elapsed());
             if let Some(load) = &mut self.load {
                 self.load_report = load.poll(self.clients.len(), self.rooms.len());
             }
@@ -171,16 +192,29 @@ impl GameServer {
                 self.load_report = None;
                 last_status = Instant::now();
             }
-            self.wait_for_rooms(Duration::from_millis(1));
+            self.wait(Duration::from_millis(1));
         }
         self.shutdown();
     }
 
-    /// Sleeps until a room has output or `timeout` passes: a tick's change sets
-    /// leave as soon as the room hands them over, not at the next 1 ms poll.
-    fn wait_for_rooms(&mut self, timeout: Duration) {
-        if let Ok(msg) = self.from_rooms.recv_timeout(timeout) {
-            self.on_room_message(msg);
+    /// Sleeps until a datagram arrives, a room hands over a tick's packets,
+    /// or `timeout` passes (see [`super::wake`]): inputs reach their room and
+    /// change sets leave at once, not at the next poll. Passes woken by
+    /// datagrams are kept apart by [`MIN_PASS_GAP`] or [`PASS_GAP_FACTOR`]
+    /// times the last pass, whichever is longer, so that a pass reads a
+    /// burst of datagrams at once; a room's wake-up ends that gap too.
+    fn wait(&mut self, timeout: Duration) {
+        if !self.from_rooms.is_empty() {
+            return;
+        }
+        if self.wake.wait(Some(self.net.socket()), timeout) != Woken::Socket {
+            return;
+        }
+        let (started, took) = self.last_pass;
+        let gap = MIN_PASS_GAP.max(took * PASS_GAP_FACTOR);
+        let left = gap.saturating_sub(started.elapsed());
+        if !left.is_zero() && self.from_rooms.is_empty() {
+            self.wake.wait(None, left);
         }
     }
 
@@ -374,6 +408,7 @@ impl GameServer {
             reconnect_grace: self.options.reconnect_grace,
             persist: self.options.persist.clone(),
             resume_only,
+            waker: Some(self.waker.clone()),
         };
         let (inbox, rx) = unbounded();
         let out = self.to_network.clone();

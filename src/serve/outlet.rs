@@ -16,12 +16,14 @@ use kasagi_replication::codec::is_full_state;
 use kasagi_replication::{ClientId, ReplicationServer};
 
 use super::FromRoom;
+use super::wake::Waker;
 use crate::room::Tick;
 
 /// Where a serving room's packets go, and to whom, for the tick about to run.
 #[derive(Resource)]
 pub(crate) struct Outlet {
     out: Sender<FromRoom>,
+    waker: Option<Waker>,
     /// The room's connected members, each with the newest input sequence
     /// this tick applies for it, if it sent one since the last tick.
     pub members: Vec<(u64, Option<u32>)>,
@@ -32,10 +34,11 @@ pub(crate) struct Outlet {
 }
 
 impl Outlet {
-    /// An empty outlet sending on `out`.
-    pub fn new(out: Sender<FromRoom>) -> Self {
+    /// An empty outlet sending on `out` and waking the network thread with `waker`.
+    pub fn new(out: Sender<FromRoom>, waker: Option<Waker>) -> Self {
         Self {
             out,
+            waker,
             members: Vec::new(),
             away: Vec::new(),
         }
@@ -72,5 +75,8 @@ pub(crate) fn hand_over(
     }
     if !messages.is_empty() {
         let _ = outlet.out.send(FromRoom::SendAll(messages));
+        if let Some(waker) = &outlet.waker {
+            waker.wake();
+        }
     }
 }

@@ -10,6 +10,7 @@ use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
 
 use super::commands::Commands;
 use super::outlet::Outlet;
+use super::wake::Waker;
 use super::{FromRoom, ToRoom};
 use super::{load_window, room_store};
 use crate::persist::{self, PersistHandle};
@@ -60,6 +61,8 @@ pub(crate) struct RoomSettings {
     pub persist: Option<PersistHandle>,
     /// Start only if the store holds the room (resuming rooms at startup).
     pub resume_only: bool,
+    /// Wakes the network thread when a tick's packets are handed over.
+    pub waker: Option<Waker>,
 }
 
 /// Runs a room until it is shut down or has been empty for the grace period.
@@ -86,7 +89,8 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
     let dt = room.world().resource::<SimParams>().dt;
     let slot = Duration::from_secs_f64(f64::from(dt));
     let mut roster = Roster::default();
-    room.world_mut().insert_resource(Outlet::new(out.clone()));
+    room.world_mut()
+        .insert_resource(Outlet::new(out.clone(), settings.waker.clone()));
     adopt_orphans(&mut room, &mut roster);
     let mut next_tick = Instant::now();
     let mut empty_since = Some(Instant::now());

@@ -70,6 +70,8 @@ pub enum NetEvent {
 pub struct NetServer {
     renet: RenetServer,
     transport: NetcodeServerTransport,
+    /// The transport's socket, for waiting until it is readable.
+    readiness: UdpSocket,
     last_update: Instant,
     /// Reliable messages per client waiting for room in the channel, in order.
     backlog: HashMap<u64, VecDeque<Vec<u8>>>,
@@ -89,6 +91,7 @@ impl NetServer {
         max_clients: usize,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
+        let readiness = socket.try_clone()?;
         let local = socket.local_addr()?;
         let mut public_addresses = vec![local];
         public_addresses.extend_from_slice(public);
@@ -108,6 +111,7 @@ impl NetServer {
         Ok(Self {
             renet: RenetServer::new(connection_config()),
             transport: NetcodeServerTransport::new(config, socket)?,
+            readiness,
             last_update: Instant::now(),
             backlog: HashMap::new(),
             unsent: false,
@@ -118,6 +122,12 @@ impl NetServer {
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.transport.addresses()[0]
+    }
+
+    /// The server's socket, to wait on until it is readable (with `poll(2)`
+    /// or the like). Reading it is [`Self::update`]'s job.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.readiness
     }
 
     /// Reads the socket and returns what happened since the last call.
