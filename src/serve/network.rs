@@ -30,8 +30,8 @@ use crate::sim::WorldDef;
 const MIN_PASS_GAP: Duration = Duration::from_micros(250);
 
 /// Passes woken by datagrams are at least this many of the last pass's
-/// duration apart: a pass walks every client, so with many clients this
-/// keeps reading at once to about a fifth of a core.
+/// duration apart (counted from its start): a pass walks every client, so
+/// with many clients reading at once takes at most a quarter of a core.
 const PASS_GAP_FACTOR: u32 = 4;
 
 /// How to serve.

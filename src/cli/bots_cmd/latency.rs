@@ -90,7 +90,8 @@ impl Seen {
     /// A bot's update that ran from `started` to `updated` (`updated_wall`
     /// by the wall clock) and whose newest datagram the kernel received at
     /// `arrival`. A datagram that landed during the update is timed at the
-    /// update's end: no earlier than the harness itself saw it.
+    /// update's end, so the figure at arrival is never later than the
+    /// harness's own.
     pub fn new(
         started: Instant,
         (updated, updated_wall): (Instant, SystemTime),

@@ -89,6 +89,7 @@ impl UdpTransport {
         self.arrivals = on;
     }
 
+    /// Whether arrival times are noted.
     pub fn records_arrivals(&self) -> bool {
         self.arrivals
     }
