@@ -75,6 +75,9 @@ pub(crate) enum FromRoom {
         /// CPU time the room's thread spent in the tick, µs: the wall time
         /// less any time it waited for a core.
         cpu_micros: u64,
+        /// Wall time from the tick's start to the hand-over of its packets
+        /// (`outlet::hand_over`), µs; `None` if the tick handed nothing over.
+        handover_micros: Option<u64>,
     },
     /// The room resumed from the store.
     Recovered {

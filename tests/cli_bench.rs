@@ -58,11 +58,21 @@ fn a_small_s1_run_reports_a_converged_measured_window() {
         "tick_cpu_p99_ms",
         "server_cpu_secs",
         "datagrams_per_client_per_sec",
+        "handover_p50_ms",
     ] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
     }
     assert!(v["tick_p50_ms"].as_f64() <= v["tick_p99_ms"].as_f64());
     assert!(v["tick_cpu_p50_ms"].as_f64() <= v["tick_cpu_p99_ms"].as_f64());
+    // The hand-over happens within the tick.
+    assert!(
+        v["handover_p50_ms"].as_f64() <= v["tick_p50_ms"].as_f64(),
+        "{v}"
+    );
+    assert!(
+        v["handover_p99_ms"].as_f64() <= v["tick_max_ms"].as_f64(),
+        "{v}"
+    );
     let targets = v["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 2);
     assert!(

@@ -269,7 +269,7 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     let ticks = f(&server["ticks"]);
     let expected = f(&server["ticks_expected"]).max(1.0);
     let window = f(&server["window_secs"]).max(1e-9);
-    json!({
+    let mut merged = json!({
         "setup": setup,
         "warmup_secs": args.warmup,
         "window_secs": window,
@@ -311,7 +311,12 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
         "remote_latency_samples": bots["remote_latency_samples"],
         "remote_latency_at_arrival_p50_ms": bots["remote_latency_at_arrival_p50_ms"],
         "remote_latency_at_arrival_p99_ms": bots["remote_latency_at_arrival_p99_ms"],
-    })
+    });
+    // Outside the literal: one more key and `json!` hits the recursion limit.
+    for key in ["handover_p50_ms", "handover_p99_ms"] {
+        merged[key] = server[key].clone();
+    }
+    merged
 }
 
 /// Adds the scenario name, each target with its measured value, and whether all were met.

@@ -56,6 +56,12 @@ pub struct LoadReport {
     pub tick_cpu_p50_ms: f64,
     /// CPU time of the room thread within a tick, 99th percentile, ms.
     pub tick_cpu_p99_ms: f64,
+    /// Tick start → its packets handed to the network thread, median, ms:
+    /// the server's share of the input-to-observer latency (0 when no tick
+    /// handed anything over).
+    pub handover_p50_ms: f64,
+    /// The same, 99th percentile, ms.
+    pub handover_p99_ms: f64,
     /// CPU time of the whole server process within the window (user + system), s.
     pub cpu_secs: f64,
     /// Entities each room's world starts with (avatars not included).
@@ -78,6 +84,7 @@ pub(crate) struct LoadWindow {
     world_entities: u64,
     tick_us: Histogram<u64>,
     tick_cpu_us: Histogram<u64>,
+    handover_us: Histogram<u64>,
     overruns: u64,
     clients_at_start: usize,
 }
@@ -95,15 +102,20 @@ impl LoadWindow {
             world_entities,
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             tick_cpu_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            handover_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             overruns: 0,
         }
     }
 
-    /// Records one tick of some room: its wall time and its thread's CPU time.
-    pub fn on_tick(&mut self, micros: u64, cpu_micros: u64) {
+    /// Records one tick of some room: its wall time, its thread's CPU time
+    /// and when it handed its packets over.
+    pub fn on_tick(&mut self, micros: u64, cpu_micros: u64, handover_micros: Option<u64>) {
         if let Phase::Measuring { .. } = self.phase {
             self.tick_us.saturating_record(micros.max(1));
             self.tick_cpu_us.saturating_record(cpu_micros.max(1));
+            if let Some(handover) = handover_micros {
+                self.handover_us.saturating_record(handover.max(1));
+            }
             if micros > self.slot_us {
                 self.overruns += 1;
             }
@@ -144,6 +156,8 @@ impl LoadWindow {
                     tick_max_ms: h.max() as f64 / 1_000.0,
                     tick_cpu_p50_ms: self.tick_cpu_us.value_at_quantile(0.5) as f64 / 1_000.0,
                     tick_cpu_p99_ms: self.tick_cpu_us.value_at_quantile(0.99) as f64 / 1_000.0,
+                    handover_p50_ms: self.handover_us.value_at_quantile(0.5) as f64 / 1_000.0,
+                    handover_p99_ms: self.handover_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     cpu_secs: process_cpu_secs() - cpu_start,
                     world_entities: self.world_entities,
                 };

@@ -247,10 +247,14 @@ impl GameServer {
                     self.queue(client, message);
                 }
             }
-            FromRoom::Tick { micros, cpu_micros } => {
+            FromRoom::Tick {
+                micros,
+                cpu_micros,
+                handover_micros,
+            } => {
                 self.tick_us.saturating_record(micros.max(1));
                 if let Some(load) = &mut self.load {
-                    load.on_tick(micros, cpu_micros);
+                    load.on_tick(micros, cpu_micros, handover_micros);
                 }
             }
             FromRoom::Recovered { room, report } => self.recovered.push((room, report)),

@@ -9,6 +9,8 @@
 //! change sets while the room finishes its tick. A room without an outlet
 //! (benches, tools, tests) keeps its packets for whoever takes them.
 
+use std::time::Instant;
+
 use bevy_ecs::prelude::*;
 use crossbeam_channel::Sender;
 use kasagi_net::protocol::ServerMessage;
@@ -31,6 +33,9 @@ pub(crate) struct Outlet {
     /// next change set after a reconnect carries everything since their
     /// last ack anyway).
     pub away: Vec<u64>,
+    /// When this tick handed its packets over (`None` until it has): what
+    /// the input-to-observer latency waits for, reported next to the tick time.
+    pub handed_over: Option<Instant>,
 }
 
 impl Outlet {
@@ -41,6 +46,7 @@ impl Outlet {
             waker,
             members: Vec::new(),
             away: Vec::new(),
+            handed_over: None,
         }
     }
 }
@@ -48,11 +54,11 @@ impl Outlet {
 /// Hands every member's change set packets and input ack to the network
 /// thread, as one message.
 pub(crate) fn hand_over(
-    outlet: Option<Res<Outlet>>,
+    outlet: Option<ResMut<Outlet>>,
     mut server: ResMut<ReplicationServer>,
     tick: Res<Tick>,
 ) {
-    let Some(outlet) = outlet else {
+    let Some(mut outlet) = outlet else {
         return;
     };
     let mut messages = Vec::with_capacity(outlet.members.len() * 2);
@@ -79,4 +85,5 @@ pub(crate) fn hand_over(
             waker.wake();
         }
     }
+    outlet.handed_over = Some(Instant::now());
 }

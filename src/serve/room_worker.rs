@@ -111,12 +111,19 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
         }
         fill_outlet(&mut room, &mut roster);
         let cpu_before = load_window::thread_cpu_micros();
+        let started = Instant::now();
         // The packets leave during the tick (`outlet::hand_over`).
         let took = room.tick();
         let cpu_micros = load_window::thread_cpu_micros().saturating_sub(cpu_before);
+        let handover_micros = room
+            .world()
+            .get_resource::<Outlet>()
+            .and_then(|o| o.handed_over)
+            .map(|t| t.saturating_duration_since(started).as_micros() as u64);
         let _ = out.send(FromRoom::Tick {
             micros: took.as_micros() as u64,
             cpu_micros,
+            handover_micros,
         });
         expire_away(&mut room, &mut roster, settings.reconnect_grace, &out);
 
@@ -279,6 +286,7 @@ fn fill_outlet(room: &mut Room, roster: &mut Roster) {
     let outlet = &mut *outlet;
     outlet.members.clear();
     outlet.away.clear();
+    outlet.handed_over = None;
     for (&client, member) in roster.members.iter_mut() {
         let acked = std::mem::take(&mut member.input_pending)
             .then_some(member.last_input)
