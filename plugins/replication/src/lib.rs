@@ -98,14 +98,14 @@ pub enum ReplicationSystems {
     Prepare,
     /// Per registered component: changes and removals.
     Collect,
-    /// Hashes changed entities and records the tick in the history.
+    /// Records the tick in the history.
     Finish,
     /// Interest, then each client's limited change set, encoded.
     Send,
-    /// Field-level changes (old → new), then the sealed full change set.
-    /// After `Send` because no client packet needs them: a transport that
-    /// takes packets between `Send` and `Record` has them before this
-    /// reflection walk runs.
+    /// Field-level changes (old → new), then the sealed full change set, and
+    /// the changed entities' hashes. After `Send` because no client packet
+    /// needs them: a transport that takes packets between `Send` and `Record`
+    /// has them before this work runs.
     Record,
 }
 
@@ -194,7 +194,11 @@ impl Plugin for ReplicationPlugin {
         );
         app.add_systems(
             s,
-            server::record::seal_change_set.in_set(ReplicationSystems::Record),
+            (
+                server::record::seal_change_set,
+                server::collect::hash_changed,
+            )
+                .in_set(ReplicationSystems::Record),
         );
     }
 }

@@ -8,6 +8,7 @@ mod build;
 mod client_state;
 pub(crate) mod collect;
 mod history;
+mod id_map;
 mod interest;
 pub(crate) mod mirror;
 pub(crate) mod record;
@@ -111,6 +112,9 @@ pub(crate) struct TickScratch {
     pub despawned: Vec<(NetId, KindId, Option<QPos>)>,
     /// This tick's full change set, per kind index.
     pub kinds: Vec<crate::change_set::KindChanges>,
+    /// Whether the stored hashes of `changed` are refreshed yet (see
+    /// `collect::hash_changed`).
+    pub hashed: bool,
 }
 
 impl ReplicationServer {

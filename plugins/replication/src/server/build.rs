@@ -118,8 +118,7 @@ pub(crate) fn build(
         }
     }
 
-    let interval = u64::from(cx.config.checksum_interval);
-    if interval > 0 && (tick + u64::from(client.stagger)).is_multiple_of(interval) {
+    if client.checksum_due(tick, cx.config.checksum_interval) {
         set.checksum = Some(due_checksum(client, cx));
     }
 
@@ -200,19 +199,26 @@ fn changed_since<'a>(
     changed
 }
 
-/// The checksum `client`'s change set carries when one is due. A room view
-/// without owner-only components sees exactly the room, whose running sum
-/// the mirror keeps; any other view keeps its own (`ClientState::checksum`).
+/// Whether `client`'s checksum, when due, is the mirror's running room sum:
+/// a room view without owner-only components sees exactly the room.
+pub(crate) fn uses_room_sum(client: &ClientState, registry: &ReplicationRegistry) -> bool {
+    matches!(client.view, View::Room) && !registry.has_private_components()
+}
+
+/// The checksum `client`'s change set carries when one is due: the mirror's
+/// room sum (see [`uses_room_sum`]; `send` refreshes it first on such ticks)
+/// or the view's own running sum (`ClientState::checksum`).
 pub(crate) fn due_checksum(client: &mut ClientState, cx: &BuildContext) -> u64 {
-    if matches!(client.view, View::Room) && !cx.registry.has_private_components() {
+    if uses_room_sum(client, cx.registry) {
         cx.mirror.room_checksum()
     } else {
-        client.checksum(cx.mirror, cx.history, cx.tick)
+        client.checksum(cx.mirror, cx.history, cx.registry, cx.tick)
     }
 }
 
 /// The checksum of everything `client` sees, summed from scratch (see
-/// `ClientState::checksum` for the running one change sets carry).
+/// `ClientState::checksum` for the running one change sets carry), from the
+/// stored hashes: as of the last whole tick.
 pub(crate) fn checksum(client: &ClientState, mirror: &Mirror) -> u64 {
     let mut sum = StateChecksum::default();
     for id in client.visible.keys() {

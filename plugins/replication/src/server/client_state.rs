@@ -10,6 +10,7 @@ use super::{AckError, ClientStats, View};
 use crate::change_set::QPos;
 use crate::checksum::StateChecksum;
 use crate::net_id::{ClientId, NetId};
+use crate::registry::ReplicationRegistry;
 
 /// How many pending entries per visible entity a client may collect before
 /// its list starts over (see `ClientState::track_pending`): 16 ticks of every
@@ -86,7 +87,16 @@ impl ClientState {
         }
     }
 
-    /// Marks an entity visible from `tick`; `hash` is its current hash for this client.
+    /// Whether the change set of `tick` carries a checksum for this client:
+    /// every `interval` ticks, staggered so that clients take turns.
+    pub fn checksum_due(&self, tick: u64, interval: u32) -> bool {
+        let interval = u64::from(interval);
+        interval > 0 && (tick + u64::from(self.stagger)).is_multiple_of(interval)
+    }
+
+    /// Marks an entity visible from `tick`; `hash` is its hash for this
+    /// client as stored, which may predate a change in `tick` itself: the
+    /// next checksum refreshes every entity changed since the last one.
     pub fn enter(&mut self, id: NetId, tick: u64, hash: u64) {
         if let bevy_platform::collections::hash_map::Entry::Vacant(slot) = self.visible.entry(id) {
             slot.insert(Seen {
@@ -203,7 +213,13 @@ impl ClientState {
     /// entities changed since then are looked up again, or every visible entity
     /// when that is fewer (or the history no longer reaches back). An idle view
     /// costs nothing; `build::checksum` is the from-scratch equivalent.
-    pub fn checksum(&mut self, mirror: &Mirror, history: &History, tick: u64) -> u64 {
+    pub fn checksum(
+        &mut self,
+        mirror: &Mirror,
+        history: &History,
+        registry: &ReplicationRegistry,
+        tick: u64,
+    ) -> u64 {
         let Self {
             id,
             visible,
@@ -213,7 +229,7 @@ impl ClientState {
         } = self;
         let mut refresh = |nid: &NetId, seen: &mut Seen| {
             if let Some(record) = mirror.records.get(nid) {
-                let hash = record.hash_for(*id);
+                let hash = record.current_hash_for(*nid, *id, registry, tick);
                 running.remove(seen.hash);
                 running.add(hash);
                 seen.hash = hash;

@@ -198,6 +198,7 @@ pub(crate) fn begin_tick(mut server: ResMut<ReplicationServer>) {
     scratch.created.clear();
     scratch.moved.clear();
     scratch.despawned.clear();
+    scratch.hashed = false;
     // Normally already empty (sealing takes them); clearing keeps recycled capacity.
     scratch.kinds.iter_mut().for_each(KindChanges::clear);
 }
@@ -306,21 +307,41 @@ pub(crate) fn register_entities(
     queue.0.clear();
 }
 
-/// Closes collection: hashes changed entities and records the tick in the
-/// history, which is all the per-client builds need. The full change set is
-/// sealed after sending (`record::seal_change_set`).
-pub(crate) fn finish_tick(
-    mut server: ResMut<ReplicationServer>,
-    registry: Res<ReplicationRegistry>,
-    config: Res<ReplicationConfig>,
-) {
+/// Closes collection: records the tick in the history, which is all the
+/// per-client builds need. The full change set is sealed after sending
+/// (`record::seal_change_set`), and changed entities are rehashed then too
+/// ([`hash_changed`]).
+pub(crate) fn finish_tick(mut server: ResMut<ReplicationServer>, config: Res<ReplicationConfig>) {
     let tick = server.tick;
     let server = &mut *server;
-    for id in server.scratch.changed.keys() {
-        server.mirror.rehash(*id, &registry);
-    }
     let changed = server.scratch.changed.iter().map(|(id, mask)| (*id, *mask));
     server
         .history
         .push(tick, changed, config.history_ticks as usize);
+}
+
+/// Refreshes the stored hashes of the entities changed this tick, and with
+/// them the mirror's room sum, unless that happened already this tick.
+///
+/// Runs in `Record`, after the packets are handed over: hashing every
+/// changed entity is work no packet waits for, since the few checksums due
+/// in a tick hash what they need afresh (`EntityRecord::current_hash_for`).
+/// Only a due checksum that is the room sum itself needs it earlier, and
+/// `send` calls [`rehash_changed`] first on those ticks.
+pub(crate) fn hash_changed(
+    mut server: ResMut<ReplicationServer>,
+    registry: Res<ReplicationRegistry>,
+) {
+    rehash_changed(&mut server, &registry);
+}
+
+/// See [`hash_changed`].
+pub(crate) fn rehash_changed(server: &mut ReplicationServer, registry: &ReplicationRegistry) {
+    if server.scratch.hashed {
+        return;
+    }
+    for id in server.scratch.changed.keys() {
+        server.mirror.rehash(*id, registry);
+    }
+    server.scratch.hashed = true;
 }

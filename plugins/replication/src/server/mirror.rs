@@ -12,6 +12,8 @@ use crate::checksum::{StateChecksum, entity_hash};
 use crate::net_id::{ClientId, KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
 
+use super::id_map::IdMap;
+
 /// One replicated entity as the server last replicated it.
 #[derive(Debug, Clone)]
 pub(crate) struct EntityRecord {
@@ -119,6 +121,32 @@ impl EntityRecord {
         self.placement().hash_for(client)
     }
 
+    /// The entity's hash as `client` sees it at `tick`, the current tick.
+    ///
+    /// The stored hashes of entities that changed this tick are refreshed only
+    /// after the packets are handed over (`collect::hash_changed`), so for those
+    /// this computes the hash afresh: the few checksums due in a tick need a
+    /// handful, where refreshing all first would delay every client's packets.
+    pub fn current_hash_for(
+        &self,
+        id: NetId,
+        client: ClientId,
+        registry: &ReplicationRegistry,
+        tick: u64,
+    ) -> u64 {
+        if self.last_change < tick {
+            return self.hash_for(client);
+        }
+        let owner_view = self.owner == Some(client) && registry.has_private_components();
+        entity_hash(
+            id,
+            self.kind,
+            self.qpos,
+            self.visible_components(registry, owner_view)
+                .map(|(i, b)| (i, &**b)),
+        )
+    }
+
     /// What interest needs to know of the entity.
     pub fn placement(&self) -> Placement {
         Placement {
@@ -161,7 +189,7 @@ impl Placement {
 /// All replicated entities, and a spatial grid over those with a position.
 #[derive(Debug, Default)]
 pub(crate) struct Mirror {
-    pub records: HashMap<NetId, EntityRecord>,
+    pub records: IdMap<EntityRecord>,
     pub by_entity: HashMap<Entity, NetId>,
     pub grid: Grid,
     /// Entities some client sees regardless of view: always relevant, owned, or without position.

@@ -10,7 +10,8 @@ use bevy_ecs::prelude::*;
 use bevy_platform::collections::HashMap;
 
 use super::ReplicationServer;
-use super::build::{BuildContext, build};
+use super::build::{BuildContext, build, uses_room_sum};
+use super::collect::rehash_changed;
 use super::interest::{self, TickCells};
 use super::shared::{SharedDelta, shared_baseline};
 use crate::codec::encode_packets;
@@ -27,6 +28,14 @@ pub(crate) fn send_change_sets(
 ) {
     let position_bit = registry.position_index().map_or(0, |p| p.bit());
     let server = &mut *server;
+    let tick = server.tick;
+    if server
+        .clients
+        .values()
+        .any(|c| uses_room_sum(c, &registry) && c.checksum_due(tick, config.checksum_interval))
+    {
+        rehash_changed(server, &registry);
+    }
     let changes = TickCells::new(&server.mirror, &server.scratch, position_bit);
     let cx = BuildContext {
         tick: server.tick,

@@ -106,6 +106,5 @@ impl SharedDelta {
 }
 
 fn checksum_due(client: &ClientState, cx: &BuildContext) -> bool {
-    let interval = u64::from(cx.config.checksum_interval);
-    interval > 0 && (cx.tick + u64::from(client.stagger)).is_multiple_of(interval)
+    client.checksum_due(cx.tick, cx.config.checksum_interval)
 }
