@@ -1,6 +1,5 @@
 //! Packets: one part of one tick's limited change set.
 
-use bincode::enc::write::SizeWriter;
 use serde::{Deserialize, Serialize};
 
 use super::moves::{self, DeltaMoves};
@@ -88,23 +87,27 @@ impl PartBuilder {
 }
 
 /// Appends one byte-coded record to the last part, opening a new part when
-/// the record would push it past `budget`.
+/// the record would push it past `budget`. Records are encoded straight into
+/// the part (and taken back if they do not fit): no buffer per record.
 fn push(
     parts: &mut Vec<PartBuilder>,
     budget: usize,
     section: usize,
     id: u64,
-    encode: &dyn Fn(u64) -> Vec<u8>,
+    encode: &dyn Fn(u64, &mut Vec<u8>),
 ) {
     let mut part = parts.last_mut().expect("at least one part");
-    let mut record = encode(part.gap(section, id));
-    if !part.is_empty() && part.size() + record.len() > budget {
+    let size = part.size();
+    let start = part.bytes[section].len();
+    encode(part.gap(section, id), &mut part.bytes[section]);
+    let record = part.bytes[section].len() - start;
+    if !part.is_empty() && size + record > budget {
+        part.bytes[section].truncate(start);
         parts.push(PartBuilder::default());
         part = parts.last_mut().expect("just pushed");
-        record = encode(part.gap(section, id));
+        encode(part.gap(section, id), &mut part.bytes[section]);
     }
     part.counts[section] += 1;
-    part.bytes[section].extend_from_slice(&record);
     part.last_id[section] = Some(id);
 }
 
@@ -115,14 +118,15 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
     let mut parts: Vec<PartBuilder> = vec![PartBuilder::default()];
 
     for e in sorted(&set.created, |e| e.id) {
-        push(&mut parts, budget, CREATED, e.id.0, &|gap| {
+        push(&mut parts, budget, CREATED, e.id.0, &|gap, out| {
             let pos = e.position.map(|p| (p.x, p.y));
-            encode(&WireCreate {
+            let create = WireCreate {
                 gap,
                 kind: e.kind.0,
                 pos,
                 components: e.components.as_slice(),
-            })
+            };
+            encode_into(&create, out);
         });
     }
     let mut last_delta = None;
@@ -144,25 +148,28 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
                 part.deltas.push(m.id.0, d.x, d.y);
                 part.counts[MOVED_DELTA] += 1;
             }
-            MoveTo::Absolute(p) => push(&mut parts, budget, MOVED_ABS, m.id.0, &|gap| {
-                encode(&(gap, p.x, p.y))
+            MoveTo::Absolute(p) => push(&mut parts, budget, MOVED_ABS, m.id.0, &|gap, out| {
+                encode_into(&(gap, p.x, p.y), out)
             }),
         }
     }
     for u in sorted(&set.updated, |u| u.id) {
-        push(&mut parts, budget, UPDATED, u.id.0, &|gap| {
-            encode(&WireUpdate {
+        push(&mut parts, budget, UPDATED, u.id.0, &|gap, out| {
+            let update = WireUpdate {
                 gap,
                 set: u.set.as_slice(),
                 unset: u.unset,
-            })
+            };
+            encode_into(&update, out);
         });
     }
     let mut removed = set.removed.clone();
     removed.sort_unstable();
     removed.dedup();
     for id in removed {
-        push(&mut parts, budget, REMOVED, id.0, &|gap| encode(&gap));
+        push(&mut parts, budget, REMOVED, id.0, &|gap, out| {
+            encode_into(&gap, out)
+        });
     }
 
     let count = parts.len().min(usize::from(MAX_PARTS)) as u16;
@@ -189,12 +196,11 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
                 parts: count,
                 checksum: set.checksum,
             };
-            out.extend_from_slice(&encode(&header));
+            encode_into(&header, &mut out);
             for s in 0..SECTIONS {
-                out.extend_from_slice(&encode(&part.counts[s]));
+                encode_into(&part.counts[s], &mut out);
                 if s == MOVED_DELTA {
-                    part.deltas
-                        .write(&mut out, |v, out| out.extend_from_slice(&encode(&v)));
+                    part.deltas.write(&mut out, |v, out| encode_into(&v, out));
                 } else {
                     out.extend_from_slice(&part.bytes[s]);
                 }
@@ -311,13 +317,9 @@ impl IdDecoder {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut size = SizeWriter::default();
-    // Sizing first lets the vector be allocated exactly once.
-    let _ = bincode::serde::encode_into_writer(value, &mut size, config());
-    let mut out = Vec::with_capacity(size.bytes_written);
-    let _ = bincode::serde::encode_into_std_write(value, &mut out, config());
-    out
+/// Appends `value`'s encoding to `out` (writing to a `Vec` cannot fail).
+fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    let _ = bincode::serde::encode_into_std_write(value, out, config());
 }
 
 fn take<T: serde::de::DeserializeOwned>(rest: &mut &[u8]) -> Result<T, DecodeError> {

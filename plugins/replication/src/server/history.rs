@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 
 use crate::net_id::NetId;
 
-/// One tick's changes: entity ids (sorted) with the mask of changed components.
+/// One tick's changes: entity ids with the mask of changed components, in
+/// no particular order (every reader sums or merges them; sorting 2,000
+/// ids a tick cost 3 % of a village tick before its packets left).
 #[derive(Debug, Default)]
 pub(crate) struct TickRecord {
     pub tick: u64,
@@ -37,7 +39,6 @@ impl History {
         record.tick = tick;
         record.changed.clear();
         record.changed.extend(changed);
-        record.changed.sort_unstable_by_key(|(id, _)| *id);
         record.changes_before = self.changes;
         self.changes += record.changed.len() as u64;
         self.ticks.push_back(record);
