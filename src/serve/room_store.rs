@@ -3,12 +3,11 @@
 //! requests from it without the room thread waiting.
 
 use bevy_ecs::schedule::IntoScheduleConfigs;
-use crossbeam_channel::Sender;
 use kasagi_net::protocol::{ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage};
 use kasagi_replication::codec::encode_component;
 use kasagi_replication::{ReplicationConfig, ReplicationSystems};
 
-use super::room_worker::{RoomSettings, send};
+use super::room_worker::{RoomSettings, ToNetwork};
 use super::{FromRoom, outlet};
 use crate::persist::{self, HistoryReply, PersistPlugin, Start};
 use crate::replication::VillageReplicationPlugin;
@@ -46,7 +45,7 @@ pub fn build(def: WorldDef, from: Option<SimState>) -> Room {
 /// The room at its last persisted tick, or a new one; `None` if the store
 /// holds a state that cannot be read (serving a fresh world over it would
 /// destroy it).
-pub(super) fn open(settings: &RoomSettings, out: &Sender<FromRoom>) -> Option<Room> {
+pub(super) fn open(settings: &RoomSettings, out: &ToNetwork) -> Option<Room> {
     let name = &settings.def.name;
     let Some(handle) = &settings.persist else {
         return (!settings.resume_only).then(|| build(settings.def.clone(), None));
@@ -90,7 +89,7 @@ pub(super) fn open(settings: &RoomSettings, out: &Sender<FromRoom>) -> Option<Ro
                 Start::NewLineage
             };
             persist::attach(&mut room, name, def, handle.clone(), start);
-            let _ = out.send(FromRoom::Recovered {
+            out.post(FromRoom::Recovered {
                 room: name.clone(),
                 report,
             });
@@ -104,16 +103,9 @@ pub(super) fn open(settings: &RoomSettings, out: &Sender<FromRoom>) -> Option<Ro
 }
 
 /// Answers a history request from the store, off the room thread.
-pub(super) fn history(
-    settings: &RoomSettings,
-    out: &Sender<FromRoom>,
-    client: u64,
-    from: u64,
-    to: u64,
-) {
+pub(super) fn history(settings: &RoomSettings, out: &ToNetwork, client: u64, from: u64, to: u64) {
     let refuse = |message: &str| {
-        send(
-            out,
+        out.send(
             client,
             ServerMessage::Error {
                 code: ErrorCode::RoomUnavailable,
@@ -145,7 +137,7 @@ pub(super) fn history(
                 message: format!("history unavailable: {e}"),
             },
         };
-        send(&reply_to, client, message);
+        reply_to.send(client, message);
     });
     if !handle.history(&settings.def.name, from, to, reply) {
         refuse("the store is busy; try again");

@@ -67,14 +67,15 @@ pub(crate) struct RoomSettings {
 
 /// Runs a room until it is shut down or has been empty for the grace period.
 pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<FromRoom>) {
+    let outlet = Outlet::new(out.clone(), settings.waker.clone());
+    let out = ToNetwork::new(out, settings.waker.clone());
     let name = settings.def.name.clone();
     let Some(mut room) = room_store::open(&settings, &out) else {
         // Whoever is already waiting to join hears why, rather than nothing.
         for msg in inbox.try_iter() {
             if let ToRoom::Join { client, .. } = msg {
                 let message = "the room cannot start: its persisted state is unavailable".into();
-                send(
-                    &out,
+                out.send(
                     client,
                     ServerMessage::Error {
                         code: ErrorCode::RoomUnavailable,
@@ -83,14 +84,13 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
                 );
             }
         }
-        let _ = out.send(FromRoom::Closed { room: name });
+        out.post(FromRoom::Closed { room: name });
         return;
     };
     let dt = room.world().resource::<SimParams>().dt;
     let slot = Duration::from_secs_f64(f64::from(dt));
     let mut roster = Roster::default();
-    room.world_mut()
-        .insert_resource(Outlet::new(out.clone(), settings.waker.clone()));
+    room.world_mut().insert_resource(outlet);
     adopt_orphans(&mut room, &mut roster);
     let mut next_tick = Instant::now();
     let mut empty_since = Some(Instant::now());
@@ -120,7 +120,7 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             .get_resource::<Outlet>()
             .and_then(|o| o.handed_over)
             .map(|t| t.saturating_duration_since(started).as_micros() as u64);
-        let _ = out.send(FromRoom::Tick {
+        out.post(FromRoom::Tick {
             micros: took.as_micros() as u64,
             cpu_micros,
             handover_micros,
@@ -136,7 +136,7 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             let since = *empty_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= settings.empty_grace {
                 persist::archive_now(&mut room);
-                let _ = out.send(FromRoom::Closed { room: name });
+                out.post(FromRoom::Closed { room: name });
                 return;
             }
         } else {
@@ -149,7 +149,7 @@ fn handle(
     room: &mut Room,
     roster: &mut Roster,
     settings: &RoomSettings,
-    out: &Sender<FromRoom>,
+    out: &ToNetwork,
     msg: ToRoom,
 ) {
     match msg {
@@ -201,8 +201,8 @@ fn handle(
                 last_input: None,
                 input_pending: false,
             };
-            send(out, client, joined(room, settings, member));
-            broadcast(out, roster, ServerMessage::PlayerJoined { player: net.0 });
+            out.send(client, joined(room, settings, member));
+            out.broadcast(roster, ServerMessage::PlayerJoined { player: net.0 });
             roster.members.insert(client, member);
         }
         ToRoom::Leave { client, lost } => {
@@ -266,7 +266,7 @@ fn handle(
                     let answer = roster
                         .commands
                         .handle(room, member.role, member.slot, command);
-                    send(out, client, answer);
+                    out.send(client, answer);
                 }
                 ClientMessage::FetchHistory { from, to } => {
                     room_store::history(settings, out, client, from, to);
@@ -301,7 +301,7 @@ fn resume(
     room: &mut Room,
     roster: &mut Roster,
     settings: &RoomSettings,
-    out: &Sender<FromRoom>,
+    out: &ToNetwork,
     client: u64,
     session: SessionToken,
 ) -> bool {
@@ -323,7 +323,7 @@ fn resume(
         return false;
     }
     tracing::info!(client, old, "session resumed");
-    send(out, client, joined(room, settings, member));
+    out.send(client, joined(room, settings, member));
     roster.members.insert(client, member);
     true
 }
@@ -352,7 +352,7 @@ fn adopt_orphans(room: &mut Room, roster: &mut Roster) {
 }
 
 /// Despawns avatars whose clients did not come back in time.
-fn expire_away(room: &mut Room, roster: &mut Roster, grace: Duration, out: &Sender<FromRoom>) {
+fn expire_away(room: &mut Room, roster: &mut Roster, grace: Duration, out: &ToNetwork) {
     let (expired, kept): (Vec<Away>, Vec<Away>) = roster
         .away
         .drain(..)
@@ -363,19 +363,12 @@ fn expire_away(room: &mut Room, roster: &mut Roster, grace: Duration, out: &Send
     }
 }
 
-fn remove_player(
-    room: &mut Room,
-    roster: &Roster,
-    out: &Sender<FromRoom>,
-    client: u64,
-    member: Member,
-) {
+fn remove_player(room: &mut Room, roster: &Roster, out: &ToNetwork, client: u64, member: Member) {
     let _ = apply_input(room.world_mut(), SimInput::Despawn(member.player));
     room.world_mut()
         .resource_mut::<ReplicationServer>()
         .disconnect(ClientId(client));
-    broadcast(
-        out,
+    out.broadcast(
         roster,
         ServerMessage::PlayerLeft {
             player: u64::from(member.player.0),
@@ -392,12 +385,71 @@ fn joined(room: &Room, settings: &RoomSettings, member: Member) -> ServerMessage
     }
 }
 
-pub(super) fn send(out: &Sender<FromRoom>, client: u64, message: ServerMessage) {
-    let _ = out.send(FromRoom::Send { client, message });
+/// A room's line to the network thread. Replies (join answers, command
+/// results, history, errors) wake the network thread, so that they leave at
+/// once rather than at its next 1 ms backstop; change sets go through the
+/// tick's [`Outlet`] instead.
+#[derive(Clone)]
+pub(super) struct ToNetwork {
+    out: Sender<FromRoom>,
+    waker: Option<Waker>,
 }
 
-fn broadcast(out: &Sender<FromRoom>, roster: &Roster, message: ServerMessage) {
-    for &client in roster.members.keys() {
-        send(out, client, message.clone());
+impl ToNetwork {
+    /// A line over `out` that wakes the network thread with `waker`.
+    pub fn new(out: Sender<FromRoom>, waker: Option<Waker>) -> Self {
+        Self { out, waker }
+    }
+
+    /// Sends `message` to `client` and wakes the network thread.
+    pub fn send(&self, client: u64, message: ServerMessage) {
+        let _ = self.out.send(FromRoom::Send { client, message });
+        self.wake();
+    }
+
+    /// Sends `message` to every member, with one wake-up.
+    fn broadcast(&self, roster: &Roster, message: ServerMessage) {
+        for &client in roster.members.keys() {
+            let message = message.clone();
+            let _ = self.out.send(FromRoom::Send { client, message });
+        }
+        self.wake();
+    }
+
+    /// Posts a message nobody waits for (tick timings, recovery and closing
+    /// reports): the network thread takes it at its next pass.
+    pub fn post(&self, message: FromRoom) {
+        let _ = self.out.send(message);
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wake::{WakeSource, Woken};
+    use super::*;
+
+    #[test]
+    fn replies_wake_the_network_thread_and_posts_do_not() {
+        let (source, waker) = WakeSource::new().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let line = ToNetwork::new(tx, Some(waker));
+        let short = Duration::from_millis(20);
+
+        line.post(FromRoom::Tick {
+            micros: 1,
+            cpu_micros: 1,
+            handover_micros: None,
+        });
+        assert_eq!(source.wait(None, short), Woken::Timeout);
+
+        line.send(7, ServerMessage::PlayerLeft { player: 1 });
+        assert_eq!(source.wait(None, Duration::from_secs(5)), Woken::Room);
+        assert_eq!(rx.try_iter().count(), 2, "both messages are on the line");
     }
 }
