@@ -10,7 +10,7 @@ pub use session::{
     COMMAND_RETRIES, COMMAND_RETRY_START, CommandResult, GameClient, SessionStats, SyncState,
 };
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use renet::RenetClient;
@@ -65,7 +65,19 @@ pub struct NetClient {
 impl NetClient {
     /// Starts connecting from an ephemeral local port.
     pub fn connect(auth: ClientAuth) -> Result<Self, NetError> {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let server = match &auth {
+            ClientAuth::Secure(token) => token.server_addresses.iter().flatten().next().copied(),
+            ClientAuth::Insecure { server, .. } => Some(*server),
+        }
+        .ok_or_else(|| NetError::Netcode("the connect token names no server".into()))?;
+        // Any local address of the server's family: a client on another
+        // machine must be able to reach it, not only a loopback one.
+        let local: SocketAddr = if server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -107,7 +119,7 @@ impl NetClient {
             .update(dt, &mut self.renet)
             .map_err(|e| NetError::Netcode(e.to_string()))?;
         if let Some(reason) = self.transport.disconnect_reason() {
-            return Err(NetError::Disconnected(reason.to_string()));
+            return Err(NetError::Disconnected(explain(reason)));
         }
         if let Some(reason) = self.renet.disconnect_reason() {
             return Err(NetError::Disconnected(reason.to_string()));
@@ -187,5 +199,37 @@ impl NetClient {
     /// could have had the data.
     pub fn last_arrival(&self) -> Option<std::time::SystemTime> {
         self.transport.last_arrival()
+    }
+}
+
+/// netcode's reason for a disconnect, with what to check when the server
+/// never answered: netcode servers drop requests they cannot accept (another
+/// protocol id, an expired or foreign token) without a word.
+fn explain(reason: renetcode::DisconnectReason) -> String {
+    use renetcode::DisconnectReason as R;
+    match reason {
+        R::ConnectionRequestTimedOut | R::ConnectionResponseTimedOut => format!(
+            "{reason}: the server never answered; check that it runs at that address, \
+             that its port is reachable, that the token was minted with its key \
+             (or that both sides are `--insecure`), and that it speaks this \
+             client's protocol (id {PROTOCOL_ID:#x})"
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use renetcode::DisconnectReason;
+
+    use super::*;
+
+    #[test]
+    fn a_silent_server_gets_a_checklist_and_other_reasons_stay_as_they_are() {
+        let silent = explain(DisconnectReason::ConnectionRequestTimedOut);
+        assert!(silent.contains("never answered"), "{silent}");
+        assert!(silent.contains(&format!("{PROTOCOL_ID:#x}")), "{silent}");
+        let denied = explain(DisconnectReason::ConnectionDenied);
+        assert_eq!(denied, DisconnectReason::ConnectionDenied.to_string());
     }
 }
