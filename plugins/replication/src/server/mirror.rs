@@ -95,26 +95,22 @@ impl EntityRecord {
     }
 
     pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry) {
-        self.hash_public = entity_hash(
-            id,
-            self.kind,
-            self.qpos,
-            self.visible_components(registry, false)
-                .map(|(i, b)| (i, &**b)),
-        );
+        self.hash_public = self.hash_as(id, registry, false);
         // Owners see more only when some component is owner-only, and only an
         // owned entity has an owner to see it (most entities have none).
         self.hash_owner = if self.owner.is_some() && registry.has_private_components() {
-            entity_hash(
-                id,
-                self.kind,
-                self.qpos,
-                self.visible_components(registry, true)
-                    .map(|(i, b)| (i, &**b)),
-            )
+            self.hash_as(id, registry, true)
         } else {
             self.hash_public
         };
+    }
+
+    /// The entity's hash as its owner (`owner_view`) or anyone else sees it now.
+    fn hash_as(&self, id: NetId, registry: &ReplicationRegistry, owner_view: bool) -> u64 {
+        let components = self
+            .visible_components(registry, owner_view)
+            .map(|(i, b)| (i, &**b));
+        entity_hash(id, self.kind, self.qpos, components)
     }
 
     pub fn hash_for(&self, client: ClientId) -> u64 {
@@ -138,13 +134,7 @@ impl EntityRecord {
             return self.hash_for(client);
         }
         let owner_view = self.owner == Some(client) && registry.has_private_components();
-        entity_hash(
-            id,
-            self.kind,
-            self.qpos,
-            self.visible_components(registry, owner_view)
-                .map(|(i, b)| (i, &**b)),
-        )
+        self.hash_as(id, registry, owner_view)
     }
 
     /// What interest needs to know of the entity.
