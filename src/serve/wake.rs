@@ -5,10 +5,14 @@
 //! timeout and read the socket after it, so an input sat in the socket for
 //! up to a millisecond (more with the VM's timer slack) before its room saw
 //! it; polling faster cost 3 ms of server CPU per S4 tick. Instead it now
-//! waits in `poll(2)` on two descriptors: the server's socket and a wake-up
-//! socket that rooms write one byte to after handing over packets. The
-//! timeout stays as a backstop for messages sent without a wake-up (status,
-//! replies to commands) and for renet's timers.
+//! waits in `poll(2)` on two descriptors: the server's socket and the read
+//! end of a pipe that rooms write one byte to after handing over packets or
+//! sending a reply. The timeout stays as a backstop for messages posted
+//! without a wake-up (tick timings, reports) and for renet's timers.
+//!
+//! A pipe rather than a loopback UDP socket: a datagram to loopback runs the
+//! whole UDP send and receive path in the sending room's thread, which was
+//! 6–7 % of S1's room-thread profile, inside the tick.
 //!
 //! A pass over the transport walks every client, so waking for each datagram
 //! would let a busy server spend a core on passes. The caller therefore keeps
@@ -16,44 +20,81 @@
 //! wake-up is never held back.
 
 use std::io;
-use std::net::{Ipv4Addr, UdpSocket};
+#[cfg(unix)]
+use std::io::{PipeReader, PipeWriter, Read, Write};
+use std::net::UdpSocket;
+#[cfg(unix)]
+use std::os::fd::AsRawFd;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The network thread's end: what it waits on.
 pub(crate) struct WakeSource {
-    socket: UdpSocket,
+    #[cfg(unix)]
+    pipe: PipeReader,
 }
 
 /// A room's end: wakes the network thread. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Waker {
-    socket: Arc<UdpSocket>,
+    #[cfg(unix)]
+    pipe: Arc<PipeWriter>,
 }
 
 impl WakeSource {
-    /// A wake-up socket on the loopback interface and a [`Waker`] for it.
+    /// A wake-up pipe and a [`Waker`] for it. Both ends are non-blocking: a
+    /// room never waits on a full pipe (the wake-ups already in it suffice).
+    #[cfg(unix)]
     pub fn new() -> io::Result<(Self, Waker)> {
-        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-        socket.set_nonblocking(true)?;
-        let waker = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-        waker.set_nonblocking(true)?;
-        waker.connect(socket.local_addr()?)?;
+        let (reader, writer) = io::pipe()?;
+        set_nonblocking(&reader)?;
+        set_nonblocking(&writer)?;
         Ok((
-            Self { socket },
+            Self { pipe: reader },
             Waker {
-                socket: Arc::new(waker),
+                pipe: Arc::new(writer),
             },
         ))
     }
 
+    /// Without `poll(2)` there is nothing to wait on: the caller polls.
+    #[cfg(not(unix))]
+    pub fn new() -> io::Result<(Self, Waker)> {
+        Ok((Self {}, Waker {}))
+    }
+
     /// Returns when `net` is readable, a [`Waker`] woke us, or `timeout`
     /// passed (`net` `None`: only a wake-up or the timeout), and says which.
+    #[cfg(unix)]
     pub fn wait(&self, net: Option<&UdpSocket>, timeout: Duration) -> Woken {
-        let woken = wait_readable(&self.socket, net, timeout);
-        let mut byte = [0u8; 16];
-        while self.socket.recv(&mut byte).is_ok() {}
+        let woken = wait_readable(self.pipe.as_raw_fd(), net, timeout);
+        let mut bytes = [0u8; 64];
+        while matches!((&self.pipe).read(&mut bytes), Ok(n) if n > 0) {}
         woken
+    }
+
+    /// Sleeps for `timeout` (see [`WakeSource::new`]).
+    #[cfg(not(unix))]
+    pub fn wait(&self, _net: Option<&UdpSocket>, timeout: Duration) -> Woken {
+        std::thread::sleep(timeout);
+        Woken::Timeout
+    }
+}
+
+#[cfg(unix)]
+fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: `fd` is a live descriptor owned by the caller; F_GETFL and
+    // F_SETFL only read and set its status flags.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -71,19 +112,19 @@ pub(crate) enum Woken {
 impl Waker {
     /// Wakes the network thread (a lost wake-up only costs the backstop timeout).
     pub fn wake(&self) {
-        let _ = self.socket.send(&[1]);
+        #[cfg(unix)]
+        let _ = (&*self.pipe).write(&[1]);
     }
 }
 
 #[cfg(unix)]
-fn wait_readable(wake: &UdpSocket, net: Option<&UdpSocket>, timeout: Duration) -> Woken {
-    use std::os::fd::AsRawFd;
-    let pollin = |socket: &UdpSocket| libc::pollfd {
-        fd: socket.as_raw_fd(),
+fn wait_readable(wake: std::os::fd::RawFd, net: Option<&UdpSocket>, timeout: Duration) -> Woken {
+    let pollin = |fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    let mut fds = [pollin(wake), pollin(net.unwrap_or(wake))];
+    let mut fds = [pollin(wake), pollin(net.map_or(wake, |n| n.as_raw_fd()))];
     let count = if net.is_some() { 2 } else { 1 };
     poll(&mut fds[..count], timeout);
     if fds[0].revents != 0 {
@@ -122,14 +163,10 @@ fn poll(fds: &mut [libc::pollfd], timeout: Duration) {
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
 }
 
-#[cfg(not(unix))]
-fn wait_readable(_wake: &UdpSocket, _net: Option<&UdpSocket>, timeout: Duration) -> Woken {
-    std::thread::sleep(timeout);
-    Woken::Timeout
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     #[test]
