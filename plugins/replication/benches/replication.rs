@@ -8,6 +8,10 @@
 //! * `replication/room_10k_10pct_50clients`: the S2 load on the replication
 //!   side: 10 % of 10,000 moving, 50 clients seeing the whole room (they share
 //!   one delta per tick), acks included in the time.
+//! * `client/apply_10k_10pct_50replicas`: the client side of S2: one room-view
+//!   change set of that load (≈ 1,000 moves, acked every tick) applied to 50
+//!   replicas of the 10,000 entities, each in its own `World`, as the bots
+//!   process holds them. Time of the 50 applications.
 //! * Bytes per moving entity are printed once (room view, 10 % moving).
 //!
 //! Run: `cargo bench -p kasagi_replication --bench replication`
@@ -88,6 +92,15 @@ impl World10k {
         w
     }
 
+    /// Client 0's packets of the current tick; acks them.
+    fn take_first(&mut self) -> Vec<Vec<u8>> {
+        let mut server = self.app.world_mut().resource_mut::<ReplicationServer>();
+        let tick = server.tick();
+        let packets = server.take_packets(self.clients[0]);
+        let _ = server.receive_ack(self.clients[0], tick);
+        packets
+    }
+
     fn ack_all(&mut self) -> usize {
         let mut server = self.app.world_mut().resource_mut::<ReplicationServer>();
         let tick = server.tick();
@@ -157,6 +170,8 @@ fn replication(c: &mut Criterion) {
     });
     group.finish();
 
+    client_apply(c);
+
     // Bytes per moving entity, room view, one client acking every tick.
     let mut w = World10k::new(1, |_| View::Room);
     let (mut moved, mut bytes) = (0, 0);
@@ -170,6 +185,60 @@ fn replication(c: &mut Criterion) {
         "bytes per moving entity (room view, 10% of 10k moving, acked every tick): {:.2} including packet headers",
         bytes as f64 / moved as f64
     );
+}
+
+/// A client app with the bench world's protocol.
+fn replica_app() -> App {
+    let mut app = App::new();
+    app.add_plugins(ClientReplicationPlugin::default());
+    app.replicate_position::<Pos>(|p| p.0, Pos)
+        .replicate::<Health>();
+    app.replicate_kind("units");
+    app
+}
+
+fn client_apply(c: &mut Criterion) {
+    let mut group = c.benchmark_group("client");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    let mut w = World10k::new(1, |_| View::Room);
+    let first = w.clients[0];
+    w.app
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .request_full_state(first);
+    let mut replicas: Vec<App> = (0..50).map(|_| replica_app()).collect();
+    let deliver = |w: &mut World10k, replicas: &mut [App]| {
+        let packets = w.take_first();
+        let start = Instant::now();
+        for replica in replicas.iter_mut() {
+            for bytes in &packets {
+                let receipt = ClientReplica::receive(replica.world_mut(), bytes);
+                black_box(receipt.expect("the server's own packets apply"));
+            }
+        }
+        start.elapsed()
+    };
+    w.app.update();
+    deliver(&mut w, &mut replicas);
+    assert!(
+        replicas
+            .iter()
+            .all(|r| r.world().resource::<ClientReplica>().len() == 10_000)
+    );
+    group.bench_function("apply_10k_10pct_50replicas", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                w.move_share(0.10);
+                w.app.update();
+                total += deliver(&mut w, &mut replicas);
+            }
+            total
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, replication);

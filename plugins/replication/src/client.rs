@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 
 use bevy_app::{App, Plugin, PreUpdate};
 use bevy_ecs::prelude::*;
-use bevy_platform::collections::HashMap;
+use smallvec::SmallVec;
 use thiserror::Error;
 
 use crate::ReplicationConfig;
 use crate::change_set::{ComponentBytes, LimitedChangeSet, QPos};
 use crate::checksum::{StateChecksum, entity_hash};
 use crate::codec::{DecodeError, decode_packet};
+use crate::id_map::IdMap;
 use crate::net_id::{KindId, NetId};
 use crate::registry::ReplicationRegistry;
 use crate::server::VisibleEntity;
@@ -75,12 +76,18 @@ pub struct ReplicaStats {
     pub rejected: u64,
 }
 
+/// Positions held inline per entity: the newest and the baseline's cover an
+/// acked-every-tick client; a client acking late holds one per tick since.
+const INLINE_POSITIONS: usize = 3;
+
 #[derive(Debug)]
 pub(crate) struct ReplicaEntity {
     pub entity: Entity,
     pub kind: KindId,
-    /// Recent quantized positions by tick, newest last: deltas resolve against the baseline's.
-    pub positions: Vec<(u64, QPos)>,
+    /// Recent quantized positions by tick, newest last: deltas resolve against
+    /// the baseline's. Inline, because a move reads them right after finding
+    /// the entity and a separate allocation would be one more cache miss.
+    pub positions: SmallVec<[(u64, QPos); INLINE_POSITIONS]>,
     pub components: BTreeMap<u8, ComponentBytes>,
 }
 
@@ -112,7 +119,10 @@ struct Assembly {
 #[derive(Resource, Debug)]
 pub struct ClientReplica {
     pub(crate) tick: Option<u64>,
-    pub(crate) entities: HashMap<NetId, ReplicaEntity>,
+    /// Indexed by id (see `id_map`): ids come from the server, and one beyond
+    /// the dense range costs a hash entry, so a hostile server cannot make
+    /// the table exceed its 16 MB bound.
+    pub(crate) entities: IdMap<ReplicaEntity>,
     pub(crate) precision: f32,
     /// The baseline of the newest change set applied: positions older than it
     /// are no longer needed as delta bases.
@@ -128,7 +138,7 @@ impl ClientReplica {
     pub fn new(precision: f32) -> Self {
         Self {
             tick: None,
-            entities: HashMap::default(),
+            entities: IdMap::default(),
             precision,
             baseline: None,
             assembling: BTreeMap::new(),

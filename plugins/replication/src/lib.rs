@@ -61,6 +61,7 @@ pub mod client;
 pub mod codec;
 mod config;
 pub mod fields;
+mod id_map;
 mod net_id;
 mod registry;
 pub mod server;

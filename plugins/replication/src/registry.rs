@@ -61,6 +61,20 @@ pub enum Visibility {
     Private,
 }
 
+/// Writes a received value on the client: inserted when the entity lacks the
+/// component, otherwise replaced in place. In place, an update is seen as
+/// `Changed<C>` (as with bevy_replicon's default write) without Bevy's insert
+/// path, which costs a bundle lookup per write and would re-fire `Insert`
+/// hooks and observers on every update.
+fn write<C: Component<Mutability = Mutable>>(entity: &mut EntityWorldMut, value: C) {
+    match entity.get_mut::<C>() {
+        Some(mut held) => *held = value,
+        None => {
+            entity.insert(value);
+        }
+    }
+}
+
 /// Decodes a component's bytes into `(path, value)` leaves, given the component name.
 pub(crate) type DecodeFieldsFn = fn(&[u8], &str) -> Result<Vec<(String, FieldValue)>, DecodeError>;
 /// Writes a position into an entity's position component.
@@ -69,7 +83,7 @@ pub(crate) type SetPositionFn = Arc<dyn Fn(&mut EntityWorldMut, Vec2) + Send + S
 /// Type-erased operations on one registered component.
 #[derive(Clone, Copy)]
 pub(crate) struct ComponentFns {
-    /// Decodes bytes and inserts (or replaces) the component.
+    /// Decodes bytes and inserts the component, or replaces its value (see [`write`]).
     pub insert: fn(&mut EntityWorldMut, &[u8]) -> Result<(), DecodeError>,
     /// Removes the component.
     pub remove: fn(&mut EntityWorldMut),
@@ -203,7 +217,7 @@ impl ReplicationRegistry {
             fns: ComponentFns {
                 insert: |entity, bytes| {
                     let value: C = codec::decode_component(bytes)?;
-                    entity.insert(value);
+                    write(entity, value);
                     Ok(())
                 },
                 remove: |entity| {
@@ -268,9 +282,7 @@ impl AppReplicateExt for App {
         let mut registry = self.world_mut().resource_mut::<ReplicationRegistry>();
         registry.position = Some(PositionFns {
             index,
-            set: Arc::new(move |entity: &mut EntityWorldMut, v: Vec2| {
-                entity.insert(set(v));
-            }),
+            set: Arc::new(move |entity: &mut EntityWorldMut, v: Vec2| write(entity, set(v))),
         });
         self
     }

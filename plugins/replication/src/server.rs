@@ -8,7 +8,6 @@ mod build;
 mod client_state;
 pub(crate) mod collect;
 mod history;
-mod id_map;
 mod interest;
 pub(crate) mod mirror;
 pub(crate) mod record;

@@ -30,9 +30,9 @@ impl ClientReplica {
             let keep: std::collections::HashSet<NetId> = set.created.iter().map(|e| e.id).collect();
             let gone: Vec<NetId> = self
                 .entities
-                .keys()
+                .iter()
+                .map(|(id, _)| *id)
                 .filter(|id| !keep.contains(id))
-                .copied()
                 .collect();
             for id in gone {
                 self.despawn(world, id);
@@ -120,7 +120,7 @@ impl ClientReplica {
                 world
                     .spawn((state.id, Replicated { kind: state.kind }))
                     .id(),
-                Vec::new(),
+                Default::default(),
             ),
         };
         self.entities.insert(

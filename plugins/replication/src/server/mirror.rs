@@ -12,7 +12,7 @@ use crate::checksum::{StateChecksum, entity_hash};
 use crate::net_id::{ClientId, KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
 
-use super::id_map::IdMap;
+use crate::id_map::IdMap;
 
 /// One replicated entity as the server last replicated it.
 #[derive(Debug, Clone)]

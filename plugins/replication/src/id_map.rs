@@ -1,11 +1,14 @@
 //! A map from [`NetId`] to values, indexed directly for allocated ids.
 //!
-//! The mirror is looked up by id many times per changed entity and per view
-//! every tick (collection, hashing, interest, builds, field diffs). A hash map
-//! pays a hash and two cache misses (control bytes, then the bucket) for each;
-//! here an id the server allocated (they count up from 0) is an index into a
-//! small dense table of slots, and the values sit packed in one `Vec`, so a
-//! lookup is one miss, and iteration walks contiguous memory.
+//! The server's mirror is looked up by id many times per changed entity and
+//! per view every tick (collection, hashing, interest, builds, field diffs),
+//! and a client's replica once or twice per received move. A hash map pays a
+//! hash and two cache misses (control bytes, then the bucket) for each; here
+//! an id the server allocated (they count up from 0) is an index into a small
+//! dense table of slots, and the values sit packed in one `Vec`, so a lookup
+//! is one miss, and iteration walks contiguous memory. Change sets list
+//! entities by ascending id and entities are mostly created in that order, so
+//! applying one walks both tables forward, which the prefetcher follows.
 //!
 //! Ids are never reused, so the dense table grows with every id ever
 //! allocated below [`DENSE_IDS`], at 4 bytes each (4 MB after a million
@@ -111,6 +114,11 @@ impl<V> IdMap<V> {
     /// How many ids have a value.
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Whether no id has a value.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     /// Every id and its value, in no particular order.
