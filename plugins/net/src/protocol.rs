@@ -111,6 +111,7 @@ pub struct HistoryTick {
     /// The world-visible change set (a `kasagi_replication::FullChangeSet`
     /// without private components or old values), encoded with
     /// `kasagi_replication::codec::encode_component`; see [`HistoryTick::decode`].
+    #[serde(with = "serde_bytes")]
     pub changes: Vec<u8>,
 }
 
@@ -134,6 +135,7 @@ pub struct Command {
     /// `despawn`, `teleport`, `set_field` (game masters only).
     pub kind: String,
     /// The command's arguments, bincode-encoded (see [`CommandArgs`]).
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
     /// For `set_field`: apply only if the field is still at this version.
     pub expected_version: Option<u64>,
@@ -228,9 +230,9 @@ pub enum ServerMessage {
         tick: u64,
     },
     /// A replication packet of a full state (reliable channel).
-    FullState(Vec<u8>),
+    FullState(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A replication packet of a per-tick change set (unreliable channel).
-    Changes(Vec<u8>),
+    Changes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The newest input the room has applied for this client (unreliable, per tick):
     /// the client drops older inputs from its prediction replay.
     InputAck {
@@ -365,6 +367,24 @@ mod tests {
         let s = ServerMessage::Changes(vec![1, 2, 3]);
         assert_eq!(decode::<ServerMessage>(&encode(&s)).unwrap(), s);
         assert_eq!(s.channel(), ServerChannel::Changes);
+    }
+
+    /// Payloads are written as one byte string (`serde_bytes`), not byte by
+    /// byte, and that must not change the wire: a byte string and a sequence
+    /// of `u8` have the same bincode coding (length, then the bytes).
+    #[test]
+    fn payload_bytes_keep_the_sequence_coding() {
+        let payload: Vec<u8> = (0..=255).collect();
+        let as_sequence = encode(&payload);
+        for message in [
+            ServerMessage::Changes(payload.clone()),
+            ServerMessage::FullState(payload.clone()),
+        ] {
+            let bytes = encode(&message);
+            // One byte of variant index, then the payload as a sequence.
+            assert_eq!(&bytes[1..], &as_sequence[..]);
+            assert_eq!(decode::<ServerMessage>(&bytes).unwrap(), message);
+        }
     }
 
     proptest! {

@@ -1,7 +1,5 @@
 //! Building and encoding each client's limited change set.
 
-use bevy_platform::collections::HashMap;
-
 use super::View;
 use super::client_state::ClientState;
 use super::history::History;
@@ -21,12 +19,15 @@ pub(crate) struct BuildContext<'a> {
     pub config: &'a ReplicationConfig,
 }
 
+/// Reused storage for the `(id, changed components)` pairs a build gathers.
+pub(crate) type ChangeScratch = Vec<(NetId, u64)>;
+
 /// Builds `client`'s change set for the current tick and records it as sent;
 /// `None` when there is nothing to tell (no change, no checksum due).
 pub(crate) fn build(
     client: &mut ClientState,
     cx: &BuildContext,
-    scratch: &mut HashMap<NetId, u64>,
+    scratch: &mut ChangeScratch,
 ) -> Option<LimitedChangeSet> {
     let tick = cx.tick;
     let baseline = client.baseline(
@@ -147,7 +148,7 @@ fn changed_since<'a>(
     client: &ClientState,
     cx: &BuildContext<'a>,
     base: u64,
-    scratch: &mut HashMap<NetId, u64>,
+    scratch: &mut ChangeScratch,
 ) -> Vec<(NetId, u64, &'a EntityRecord)> {
     let held_since_base =
         |id: &NetId, entered: u64| entered <= base && !client.unacked_entries.contains_key(id);
@@ -175,18 +176,23 @@ fn changed_since<'a>(
             .filter_map(with_mask)
             .collect();
     } else if window <= client.visible.len() {
+        // The window's changes, sorted and merged per id: cheaper than a hash
+        // map entry per change when acks lag and the window spans ticks, and
+        // each id is probed once, already in the order the set wants.
         scratch.clear();
         for record in cx.history.since(base) {
-            for &(id, mask) in &record.changed {
-                if held(&id) {
-                    *scratch.entry(id).or_default() |= mask;
-                }
-            }
+            scratch.extend_from_slice(&record.changed);
         }
-        scratch
-            .iter()
-            .filter_map(|(id, mask)| Some((*id, *mask, cx.mirror.records.get(id)?)))
-            .collect()
+        scratch.sort_unstable_by_key(|(id, _)| *id);
+        return scratch
+            .chunk_by(|a, b| a.0 == b.0)
+            .filter(|run| held(&run[0].0))
+            .filter_map(|run| {
+                let (id, _) = run[0];
+                let mask = run.iter().fold(0, |mask, (_, m)| mask | m);
+                Some((id, mask, cx.mirror.records.get(&id)?))
+            })
+            .collect();
     } else {
         client
             .visible

@@ -7,16 +7,14 @@
 //! measured twice and lost on this project's 2-core machine (BENCHMARKS.md).
 
 use bevy_ecs::prelude::*;
-use bevy_platform::collections::HashMap;
 
 use super::ReplicationServer;
-use super::build::{BuildContext, build, uses_room_sum};
+use super::build::{BuildContext, ChangeScratch, build, uses_room_sum};
 use super::collect::rehash_changed;
 use super::interest::{self, TickCells};
 use super::shared::{SharedDelta, shared_baseline};
 use crate::codec::encode_packets;
 use crate::config::ReplicationConfig;
-use crate::net_id::NetId;
 use crate::registry::ReplicationRegistry;
 
 /// Updates interest, then builds and encodes every client's change set.
@@ -24,7 +22,7 @@ pub(crate) fn send_change_sets(
     mut server: ResMut<ReplicationServer>,
     registry: Res<ReplicationRegistry>,
     config: Res<ReplicationConfig>,
-    mut scratch: Local<HashMap<NetId, u64>>,
+    mut scratch: Local<ChangeScratch>,
 ) {
     let position_bit = registry.position_index().map_or(0, |p| p.bit());
     let server = &mut *server;

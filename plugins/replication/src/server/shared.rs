@@ -15,11 +15,10 @@
 //! client; when acks lag, there are a few groups instead of one.
 
 use super::View;
-use super::build::{BuildContext, build, due_checksum};
+use super::build::{BuildContext, ChangeScratch, build, due_checksum};
 use super::client_state::ClientState;
 use crate::change_set::LimitedChangeSet;
 use crate::codec::encode_packets;
-use crate::net_id::NetId;
 use bevy_platform::collections::HashMap;
 
 /// This tick's shared deltas by baseline, each built on first use.
@@ -59,7 +58,7 @@ impl SharedDelta {
         client: &mut ClientState,
         base: u64,
         cx: &BuildContext,
-        scratch: &mut HashMap<NetId, u64>,
+        scratch: &mut ChangeScratch,
     ) -> Option<Vec<Vec<u8>>> {
         let due = checksum_due(client, cx);
         let built = self.by_baseline.entry(base).or_insert_with(|| {
