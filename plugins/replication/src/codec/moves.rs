@@ -210,36 +210,54 @@ impl<'a> BitWriter<'a> {
 }
 
 /// Reads bits written by [`BitWriter`]; every read is bounds-checked.
+/// Reads the LSB-first bit stream `BitWriter` writes, a byte's worth of bits
+/// at a time: a client decodes every move of every change set through it.
 struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
+const BITS_END_EARLY: DecodeError = DecodeError::Header("delta moves: bits end early");
+
 impl BitReader<'_> {
-    fn bit(&mut self) -> Result<u64, DecodeError> {
-        let byte = self
-            .bytes
-            .get(self.pos / 8)
-            .ok_or(DecodeError::Header("delta moves: bits end early"))?;
-        let bit = (byte >> (self.pos % 8)) & 1;
-        self.pos += 1;
-        Ok(u64::from(bit))
-    }
-
+    /// The next `bits` (at most 64) bits as a number, first bit lowest.
     fn get(&mut self, bits: u32) -> Result<u64, DecodeError> {
-        let mut v = 0;
-        for i in 0..bits {
-            v |= self.bit()? << i;
+        if self.pos + bits as usize > self.bytes.len() * 8 {
+            return Err(BITS_END_EARLY);
         }
-        Ok(v)
+        let mut value = 0;
+        let mut got = 0;
+        while got < bits {
+            let shift = (self.pos % 8) as u32;
+            let take = (8 - shift).min(bits - got);
+            let chunk = (u64::from(self.bytes[self.pos / 8]) >> shift) & ((1 << take) - 1);
+            value |= chunk << got;
+            got += take;
+            self.pos += take as usize;
+        }
+        Ok(value)
     }
 
+    /// An Elias-gamma code: `n` zeros, a one, then the `n` low bits.
     fn gamma(&mut self) -> Result<u64, DecodeError> {
         let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
+        loop {
+            let byte = *self.bytes.get(self.pos / 8).ok_or(BITS_END_EARLY)?;
+            let shift = (self.pos % 8) as u32;
+            let window = u32::from(byte) >> shift;
+            let run = if window == 0 {
+                8 - shift
+            } else {
+                window.trailing_zeros()
+            };
+            zeros += run;
+            self.pos += run as usize;
             if zeros > 63 {
                 return Err(DecodeError::Header("delta moves: gamma code too long"));
+            }
+            if window != 0 {
+                self.pos += 1; // the one that ends the zeros
+                break;
             }
         }
         Ok((1 << zeros) | self.get(zeros)?)
@@ -248,7 +266,66 @@ impl BitReader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The reader as first written, a bit at a time: the reference the
+    /// byte-wise one must agree with, errors included.
+    struct BitByBit<'a>(&'a [u8], usize);
+
+    impl BitByBit<'_> {
+        fn bit(&mut self) -> Option<u64> {
+            let byte = self.0.get(self.1 / 8)?;
+            let bit = (byte >> (self.1 % 8)) & 1;
+            self.1 += 1;
+            Some(u64::from(bit))
+        }
+
+        fn get(&mut self, bits: u32) -> Option<u64> {
+            let mut v = 0;
+            for i in 0..bits {
+                v |= self.bit()? << i;
+            }
+            Some(v)
+        }
+
+        fn gamma(&mut self) -> Option<u64> {
+            let mut zeros = 0;
+            while self.bit()? == 0 {
+                zeros += 1;
+                if zeros > 63 {
+                    return None;
+                }
+            }
+            Some((1 << zeros) | self.get(zeros)?)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn byte_wise_reading_agrees_with_bit_by_bit(
+            bytes in prop::collection::vec(
+                prop_oneof![Just(0u8), Just(0xff), any::<u8>()],
+                0..24,
+            ),
+            reads in prop::collection::vec(prop::option::of(0u32..=64), 1..40),
+        ) {
+            let mut fast = BitReader { bytes: &bytes, pos: 0 };
+            let mut slow = BitByBit(&bytes, 0);
+            for read in reads {
+                let (got, want) = match read {
+                    Some(bits) => (fast.get(bits).ok(), slow.get(bits)),
+                    None => (fast.gamma().ok(), slow.gamma()),
+                };
+                prop_assert_eq!(got, want);
+                if want.is_none() {
+                    break;
+                }
+                prop_assert_eq!(fast.pos, slow.1);
+            }
+        }
+    }
 
     fn varint(v: u64, out: &mut Vec<u8>) {
         out.extend(bincode::encode_to_vec(v, bincode::config::standard()).unwrap());
