@@ -34,8 +34,8 @@ struct Header {
 /// Room for the version byte and the largest header.
 const HEADER_MAX: usize = 1 + 9 + 9 + 3 + 3 + 10;
 
-/// A created entity on the wire. `C` is a borrowed slice when encoding (no
-/// copy of the shared component bytes) and a vector when decoding.
+/// A created entity on the wire. `C` is [`WireValues`] when encoding (no copy
+/// of the shared component bytes) and [`WireComponents`] when decoding.
 #[derive(Serialize, Deserialize)]
 struct WireCreate<C> {
     gap: u64,
@@ -52,8 +52,32 @@ struct WireUpdate<C> {
     unset: u64,
 }
 
-/// Components as decoded.
-type WireComponents = Vec<(u8, ComponentBytes)>;
+/// Component values as encoded: each `(index, bytes)`, the bytes as one
+/// byte string. That is the coding a sequence of `u8` has (a length, then the
+/// bytes), but serde writes it in one piece instead of a byte at a time, and
+/// every packet of every client carries them.
+struct WireValues<'a>(&'a [(u8, ComponentBytes)]);
+
+impl Serialize for WireValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.0
+                .iter()
+                .map(|(index, bytes)| (index, serde_bytes::Bytes::new(bytes))),
+        )
+    }
+}
+
+/// Component values as decoded: borrowed from the packet, then copied once
+/// into their shared buffers (see [`owned`]).
+type WireComponents<'a> = Vec<(u8, &'a [u8])>;
+
+fn owned(components: WireComponents) -> Vec<(u8, ComponentBytes)> {
+    components
+        .into_iter()
+        .map(|(index, bytes)| (index, ComponentBytes::from(bytes)))
+        .collect()
+}
 
 const SECTIONS: usize = 5;
 const CREATED: usize = 0;
@@ -124,7 +148,7 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
                 gap,
                 kind: e.kind.0,
                 pos,
-                components: e.components.as_slice(),
+                components: WireValues(&e.components),
             };
             encode_into(&create, out);
         });
@@ -157,7 +181,7 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
         push(&mut parts, budget, UPDATED, u.id.0, &|gap, out| {
             let update = WireUpdate {
                 gap,
-                set: u.set.as_slice(),
+                set: WireValues(&u.set),
                 unset: u.unset,
             };
             encode_into(&update, out);
@@ -236,7 +260,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
             id: ids.next(c.gap)?,
             kind: KindId(c.kind),
             position: c.pos.map(|(x, y)| QPos { x, y }),
-            components: c.components,
+            components: owned(c.components),
         });
     }
     let count: u64 = take(&mut rest)?;
@@ -262,7 +286,7 @@ pub fn decode_packet(bytes: &[u8]) -> Result<Packet, DecodeError> {
         let u: WireUpdate<WireComponents> = take(&mut rest)?;
         set.updated.push(EntityUpdate {
             id: ids.next(u.gap)?,
-            set: u.set,
+            set: owned(u.set),
             unset: u.unset,
         });
     }
@@ -322,8 +346,8 @@ fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     let _ = bincode::serde::encode_into_std_write(value, out, config());
 }
 
-fn take<T: serde::de::DeserializeOwned>(rest: &mut &[u8]) -> Result<T, DecodeError> {
-    let (value, used) = bincode::serde::decode_from_slice(rest, config())?;
+fn take<'a, T: Deserialize<'a>>(rest: &mut &'a [u8]) -> Result<T, DecodeError> {
+    let (value, used) = bincode::serde::borrow_decode_from_slice(rest, config())?;
     *rest = &rest[used..];
     Ok(value)
 }
@@ -342,4 +366,28 @@ fn sorted<T, K: Ord>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
     let mut v: Vec<&T> = items.iter().collect();
     v.sort_by_key(|t| key(t));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Component values went through serde as sequences of `u8`; as byte
+    /// strings they must keep exactly that coding, or old and new peers
+    /// would disagree.
+    #[test]
+    fn component_values_keep_the_sequence_coding() {
+        let values: Vec<(u8, ComponentBytes)> = vec![
+            (0, ComponentBytes::from(&[][..])),
+            (3, ComponentBytes::from(&[1, 2, 250, 251, 255][..])),
+            (7, (0..=255).collect::<Vec<u8>>().into()),
+        ];
+        let as_sequences = bincode::serde::encode_to_vec(&values, config()).unwrap();
+        let as_strings = bincode::serde::encode_to_vec(WireValues(&values), config()).unwrap();
+        assert_eq!(as_strings, as_sequences);
+        let mut rest = &as_strings[..];
+        let decoded: WireComponents = take(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(owned(decoded), values);
+    }
 }
