@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use bevy_app::prelude::*;
 use bevy_ecs::prelude::*;
 use bevy_reflect::Reflect;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use glam::Vec2;
 use kasagi_replication::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -148,11 +149,17 @@ impl World10k {
     }
 }
 
-fn replication(c: &mut Criterion) {
-    let mut group = c.benchmark_group("replication");
+/// A group with this file's sampling: ticks of a 10k world are milliseconds.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(8));
+    group
+}
+
+fn replication(c: &mut Criterion) {
+    let mut group = group(c, "replication");
 
     let mut w = World10k::new(100, |center| View::Radius {
         center: Some(center),
@@ -198,10 +205,7 @@ fn replica_app() -> App {
 }
 
 fn client_apply(c: &mut Criterion) {
-    let mut group = c.benchmark_group("client");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(8));
+    let mut group = group(c, "client");
     let mut w = World10k::new(1, |_| View::Room);
     let first = w.clients[0];
     w.app
