@@ -257,6 +257,14 @@ fn handle(
                         tracing::debug!(client, "ack refused: {e}");
                     }
                 }
+                ClientMessage::MissingBaseline { holds, tick } => {
+                    if let Err(e) = world
+                        .resource_mut::<ReplicationServer>()
+                        .receive_missing_baseline(ClientId(client), holds, tick)
+                    {
+                        tracing::debug!(client, "missing-baseline report refused: {e}");
+                    }
+                }
                 ClientMessage::SyncRequest => {
                     world
                         .resource_mut::<ReplicationServer>()

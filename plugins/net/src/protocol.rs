@@ -81,6 +81,15 @@ pub enum ClientMessage {
         /// The tick.
         tick: u64,
     },
+    /// The client holds tick `holds` and could not apply the change set of
+    /// `tick`: a link of its chain of deltas was lost. The server repairs the
+    /// chain (see `ReplicationServer::receive_missing_baseline`).
+    MissingBaseline {
+        /// The tick the client holds.
+        holds: u64,
+        /// The change set it could not apply.
+        tick: u64,
+    },
     /// Asks for a full state (after a checksum mismatch).
     SyncRequest,
     /// A command; retried with the same id until acknowledged, applied at most once.
@@ -302,7 +311,9 @@ impl ClientMessage {
     /// The channel this message travels on.
     pub fn channel(&self) -> ClientChannel {
         match self {
-            ClientMessage::Input { .. } | ClientMessage::Ack { .. } => ClientChannel::Stream,
+            ClientMessage::Input { .. }
+            | ClientMessage::Ack { .. }
+            | ClientMessage::MissingBaseline { .. } => ClientChannel::Stream,
             _ => ClientChannel::Control,
         }
     }

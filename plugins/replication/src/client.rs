@@ -53,7 +53,9 @@ pub enum Receipt {
     Buffered,
     /// Older than the replica's tick, or a part already held.
     Stale,
-    /// A delta against a tick the replica has not reached (its full state is still on the way).
+    /// A delta against a tick the replica has not reached: its full state is
+    /// still on the way, or an earlier change set of the server's chain was
+    /// lost (then [`ClientReplica::take_missing_baseline`] reports it).
     MissingBaseline,
 }
 
@@ -129,6 +131,8 @@ pub struct ClientReplica {
     pub(crate) baseline: Option<u64>,
     assembling: BTreeMap<u64, Assembly>,
     ack: Option<u64>,
+    /// `(held tick, tick that could not be applied)`, the newest, until taken.
+    missing: Option<(u64, u64)>,
     resync_needed: bool,
     stats: ReplicaStats,
 }
@@ -143,6 +147,7 @@ impl ClientReplica {
             baseline: None,
             assembling: BTreeMap::new(),
             ack: None,
+            missing: None,
             resync_needed: false,
             stats: ReplicaStats::default(),
         }
@@ -176,6 +181,15 @@ impl ClientReplica {
     /// The ack to send: the newest applied tick, once per new tick.
     pub fn take_ack(&mut self) -> Option<u64> {
         self.ack.take()
+    }
+
+    /// The report to send when a change set could not be applied for want of
+    /// its baseline while the replica holds a state: `(tick held, tick of the
+    /// set)`, for [`crate::server::ReplicationServer::receive_missing_baseline`].
+    /// The server then repairs the chain; until it does, every further set of
+    /// the broken chain is reported again, so a lost report costs one tick.
+    pub fn take_missing_baseline(&mut self) -> Option<(u64, u64)> {
+        self.missing.take()
     }
 
     /// Whether the replica needs a full state (checksum mismatch or a bad packet); clears the flag.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the server replicates. Inserted by [`crate::ReplicationPlugin`].
 #[derive(Resource, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReplicationConfig {
     /// Ticks of change history kept for deltas. A client whose last ack is older
     /// than this (or who never acked) gets the full visible state instead.
@@ -27,6 +28,13 @@ pub struct ReplicationConfig {
     /// Resend a full state if it has not been acked after this many ticks. `None` when the
     /// transport delivers full states reliably, so that a large state is never sent twice.
     pub full_state_resend_ticks: Option<u32>,
+    /// Build each change set against the previous one sent (the chain), not
+    /// against the client's last acknowledged tick, so that a set carries one
+    /// tick of changes however late acks arrive; a client that misses a link
+    /// reports it and gets a repair. Off: every set carries everything since
+    /// the acknowledged tick, which costs bytes and work in proportion to the
+    /// round trip but never needs a report. See ARCHITECTURE.md, "Delivery semantics".
+    pub chained_deltas: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -40,6 +48,7 @@ impl Default for ReplicationConfig {
             cell_size: 32.0,
             hysteresis: 8.0,
             full_state_resend_ticks: Some(8),
+            chained_deltas: true,
         }
     }
 }

@@ -23,8 +23,9 @@ use crate::fields::{FieldValue, visit_fields};
 use crate::net_id::KindId;
 use crate::server::collect;
 
-/// Bumped whenever the wire format changes.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped whenever the wire format or the delivery contract changes (3:
+/// chained deltas, which clients must answer with missing-baseline reports).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The most components one registry can hold (they are tracked in 64-bit masks).
 pub const MAX_COMPONENTS: usize = 64;

@@ -189,6 +189,26 @@ impl ReplicationServer {
         state.receive_ack(tick)
     }
 
+    /// Records that `client` holds `holds` and could not apply the change set
+    /// of `tick`, whose baseline it does not hold (what
+    /// [`crate::client::ClientReplica::take_missing_baseline`] reports). A lost
+    /// link of the client's chain of deltas: its next change set repairs, as a
+    /// delta against the acknowledged tick. Reports about older chains are
+    /// ignored, so a burst of them costs one repair.
+    pub fn receive_missing_baseline(
+        &mut self,
+        client: ClientId,
+        holds: u64,
+        tick: u64,
+    ) -> Result<(), AckError> {
+        let state = self
+            .clients
+            .get_mut(&client)
+            .ok_or(AckError::UnknownClient(client))?;
+        state.receive_missing_baseline(holds, tick);
+        Ok(())
+    }
+
     /// Makes the next change set for `client` a full state (after a checksum
     /// mismatch on the client, or any doubt about its state).
     pub fn request_full_state(&mut self, client: ClientId) {

@@ -5,7 +5,10 @@
 //! and acks. Once the impairment stops, every client must hold exactly the
 //! server's visible state for it (values and checksum) within 10 ticks.
 //! Protocols with and without an owner-only component are both drawn: without
-//! one, room views that are in step share one encoded delta per tick.
+//! one, room views that are in step share one encoded delta per tick. So are
+//! chained deltas (against the previous set sent, repaired when the client
+//! reports a lost link; reports travel the same lossy channel as acks) and
+//! deltas against the acknowledged tick.
 
 mod common;
 
@@ -119,10 +122,12 @@ struct Harness {
 impl Harness {
     /// `private`: whether the protocol has an owner-only component. Without
     /// one, in-step room views take the shared delta (`server::shared`).
-    fn new(seed: u64, views: &[u8], private: bool) -> Self {
+    /// `chained`: deltas against the previous set sent, or against the ack.
+    fn new(seed: u64, views: &[u8], private: bool, chained: bool) -> Self {
         let config = ReplicationConfig {
             mtu: 300,
             checksum_interval: 4,
+            chained_deltas: chained,
             ..ReplicationConfig::default()
         };
         let (mut server, kind) = server_app_with(config.clone(), private);
@@ -193,15 +198,24 @@ impl Harness {
             if let Some(ack) = replica.take_ack() {
                 up.send(now, ack.to_le_bytes().to_vec(), imp, &mut self.rng);
             }
+            // Missing-baseline reports travel as 16 bytes, acks as 8.
+            if let Some((holds, tick)) = replica.take_missing_baseline() {
+                let report = [holds.to_le_bytes(), tick.to_le_bytes()].concat();
+                up.send(now, report, imp, &mut self.rng);
+            }
             let resync = replica.take_resync_request();
             let mut server = self.server.world_mut().resource_mut::<ReplicationServer>();
             if resync {
                 server.request_full_state(*id);
             }
-            for ack in up.receive(now) {
-                let tick = u64::from_le_bytes(ack.try_into().unwrap());
+            for message in up.receive(now) {
+                let word = |i: usize| u64::from_le_bytes(message[i..i + 8].try_into().unwrap());
                 // Acks of change sets outside the history window are refused; that is fine.
-                let _ = server.receive_ack(*id, tick);
+                let _ = if message.len() == 16 {
+                    server.receive_missing_baseline(*id, word(0), word(8))
+                } else {
+                    server.receive_ack(*id, word(0))
+                };
             }
         }
     }
@@ -248,8 +262,9 @@ proptest! {
         duplicate in 0.0f64..0.3,
         max_delay in 0u64..4,
         private in any::<bool>(),
+        chained in any::<bool>(),
     ) {
-        let mut h = Harness::new(seed, &views, private);
+        let mut h = Harness::new(seed, &views, private, chained);
         let imp = Impairment { drop, duplicate, max_delay };
         for ops in &noisy {
             h.tick(ops, imp);

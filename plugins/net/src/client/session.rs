@@ -177,9 +177,14 @@ impl GameClient {
         }
         let replica = &mut *self.app.world_mut().resource_mut::<ClientReplica>();
         let ack = replica.take_ack();
+        let missing = replica.take_missing_baseline();
         let resync = replica.take_resync_request();
         if let Some(tick) = ack {
             self.net.send(&ClientMessage::Ack { tick });
+        }
+        if let Some((holds, tick)) = missing {
+            self.net
+                .send(&ClientMessage::MissingBaseline { holds, tick });
         }
         if resync && self.state != SyncState::Resyncing {
             self.state = SyncState::OutOfSync;

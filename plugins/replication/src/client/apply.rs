@@ -20,6 +20,11 @@ impl ClientReplica {
             && self.tick.is_none_or(|t| t < base)
         {
             self.stats.missing_baseline += 1;
+            // Without any state, a full state is on its way; otherwise a link
+            // of the server's chain was lost and the server must hear of it.
+            if let Some(holds) = self.tick {
+                self.missing = Some((holds, set.tick));
+            }
             return Ok(Receipt::MissingBaseline);
         }
         validate(&set, registry)?;

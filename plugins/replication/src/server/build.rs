@@ -1,7 +1,7 @@
 //! Building and encoding each client's limited change set.
 
 use super::View;
-use super::client_state::ClientState;
+use super::client_state::{Baseline, ClientState};
 use super::history::History;
 use super::mirror::{EntityRecord, Mirror};
 use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
@@ -23,121 +23,141 @@ pub(crate) struct BuildContext<'a> {
 pub(crate) type ChangeScratch = Vec<(NetId, u64)>;
 
 /// Builds `client`'s change set for the current tick and records it as sent;
-/// `None` when there is nothing to tell (no change, no checksum due).
+/// `None` when there is nothing to tell (no change, no checksum due, and the
+/// client acknowledged everything sent: see `ClientState::awaiting_ack`).
 pub(crate) fn build(
     client: &mut ClientState,
     cx: &BuildContext,
     scratch: &mut ChangeScratch,
 ) -> Option<LimitedChangeSet> {
     let tick = cx.tick;
-    let baseline = client.baseline(
-        tick,
-        |b| cx.history.covers_since(b),
-        cx.config.full_state_resend_ticks,
-    );
-    let mut set = LimitedChangeSet {
-        tick,
-        baseline,
-        ..LimitedChangeSet::default()
+    let baseline = client.baseline(tick, |b| cx.history.covers_since(b), cx.config);
+    let mut set = match baseline {
+        None => full_state(client, cx),
+        Some(base) => delta(client, cx, base, scratch),
     };
-
-    match baseline {
-        None => {
-            let mut ids: Vec<NetId> = client.visible.keys().copied().collect();
-            ids.sort_unstable();
-            for id in ids {
-                if let Some(record) = cx.mirror.records.get(&id) {
-                    set.created
-                        .push(entity_state(id, record, client, cx.registry));
-                }
-            }
-            client.needs_full = false;
-            client.full_in_flight = Some(tick);
-            client.unacked_entries.clear();
-            client.pending_removals.clear();
-            client.stats.full_states += 1;
-        }
-        Some(base) => {
-            // A client holds the server's positions of its acked tick (see
-            // `trail`), so moves can be deltas when the baseline is that tick.
-            let delta_base = client.acked == Some(base);
-            for (&id, _) in client
-                .unacked_entries
-                .iter()
-                .filter(|(_, entered)| **entered > base)
-            {
-                if let Some(record) = cx.mirror.records.get(&id) {
-                    set.created
-                        .push(entity_state(id, record, client, cx.registry));
-                }
-            }
-            set.removed.extend(client.pending_removals.keys().copied());
-
-            let position_bit = cx.registry.position_index().map_or(0, |p| p.bit());
-            for (id, mask, record) in changed_since(client, cx, base, scratch) {
-                let owner_view = record.owner == Some(client.id);
-                let mut unset = 0;
-                if mask & position_bit != 0 {
-                    match record.qpos {
-                        Some(to) => {
-                            let held = delta_base
-                                .then(|| record.trail.at(base))
-                                .flatten()
-                                .flatten();
-                            set.moved.push(Move {
-                                id,
-                                to: move_to(to, held),
-                            });
-                        }
-                        None => unset |= position_bit,
-                    }
-                }
-                let components = mask & record.visible_mask(cx.registry, owner_view);
-                let mut update = EntityUpdate {
-                    id,
-                    set: Vec::new(),
-                    unset,
-                };
-                // Visit only the set bits.
-                let mut bits = components;
-                while bits != 0 {
-                    let i = bits.trailing_zeros() as u8;
-                    bits &= bits - 1;
-                    match record
-                        .components
-                        .get(usize::from(i))
-                        .and_then(Option::as_ref)
-                    {
-                        Some(bytes) => update.set.push((i, bytes.clone())),
-                        None => update.unset |= 1 << i,
-                    }
-                }
-                if !update.set.is_empty() || update.unset != 0 {
-                    set.updated.push(update);
-                }
-            }
-        }
-    }
-
     if client.checksum_due(tick, cx.config.checksum_interval) {
         set.checksum = Some(due_checksum(client, cx));
     }
-
-    let nothing = set.created.is_empty()
-        && set.moved.is_empty()
-        && set.updated.is_empty()
-        && set.removed.is_empty()
-        && set.checksum.is_none();
-    let horizon = tick.saturating_sub(u64::from(cx.config.history_ticks) + 1);
-    while client.sent.front().is_some_and(|&s| s < horizon) {
-        client.sent.pop_front();
-    }
-    if baseline.is_some() && nothing {
+    if baseline.is_some()
+        && set.is_empty_delta()
+        && set.checksum.is_none()
+        && !client.awaiting_ack()
+    {
         // The client's state at its baseline is already the current one.
         return None;
     }
-    client.sent.push_back(tick);
+    client.mark_sent(tick, baseline, sent_horizon(cx));
     Some(set)
+}
+
+/// Sent ticks older than this are forgotten: the history no longer reaches them.
+pub(crate) fn sent_horizon(cx: &BuildContext) -> u64 {
+    cx.tick
+        .saturating_sub(u64::from(cx.config.history_ticks) + 1)
+}
+
+/// The full state of everything `client` sees, which replaces its replica.
+fn full_state(client: &mut ClientState, cx: &BuildContext) -> LimitedChangeSet {
+    let mut set = LimitedChangeSet {
+        tick: cx.tick,
+        baseline: None,
+        ..LimitedChangeSet::default()
+    };
+    let mut ids: Vec<NetId> = client.visible.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        if let Some(record) = cx.mirror.records.get(&id) {
+            set.created
+                .push(entity_state(id, record, client, cx.registry));
+        }
+    }
+    client.needs_full = false;
+    client.full_in_flight = Some(cx.tick);
+    client.unacked_entries.clear();
+    client.pending_removals.clear();
+    client.stats.full_states += 1;
+    set
+}
+
+/// The delta that takes a client holding `base` (or any later tick it was
+/// sent) to this tick: see ARCHITECTURE.md, "What tick T's change set holds".
+pub(crate) fn delta(
+    client: &ClientState,
+    cx: &BuildContext,
+    base: Baseline,
+    scratch: &mut ChangeScratch,
+) -> LimitedChangeSet {
+    let mut set = LimitedChangeSet {
+        tick: cx.tick,
+        baseline: Some(base.tick),
+        ..LimitedChangeSet::default()
+    };
+    let b = base.tick;
+    for (&id, _) in client
+        .unacked_entries
+        .iter()
+        .filter(|(_, entered)| **entered > b)
+    {
+        if let Some(record) = cx.mirror.records.get(&id) {
+            set.created
+                .push(entity_state(id, record, client, cx.registry));
+        }
+    }
+    // Removals up to `b` are already applied by a client holding `b`.
+    set.removed.extend(
+        client
+            .pending_removals
+            .iter()
+            .filter(|(_, left)| **left > b)
+            .map(|(id, _)| *id),
+    );
+
+    let position_bit = cx.registry.position_index().map_or(0, |p| p.bit());
+    for (id, mask, record) in changed_since(client, cx, b, scratch) {
+        let owner_view = record.owner == Some(client.id);
+        let mut unset = 0;
+        if mask & position_bit != 0 {
+            match record.qpos {
+                Some(to) => {
+                    let held = base
+                        .positions_held
+                        .then(|| record.trail.at(b))
+                        .flatten()
+                        .flatten();
+                    set.moved.push(Move {
+                        id,
+                        to: move_to(to, held),
+                    });
+                }
+                None => unset |= position_bit,
+            }
+        }
+        let components = mask & record.visible_mask(cx.registry, owner_view);
+        let mut update = EntityUpdate {
+            id,
+            set: Vec::new(),
+            unset,
+        };
+        // Visit only the set bits.
+        let mut bits = components;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as u8;
+            bits &= bits - 1;
+            match record
+                .components
+                .get(usize::from(i))
+                .and_then(Option::as_ref)
+            {
+                Some(bytes) => update.set.push((i, bytes.clone())),
+                None => update.unset |= 1 << i,
+            }
+        }
+        if !update.set.is_empty() || update.unset != 0 {
+            set.updated.push(update);
+        }
+    }
+    set
 }
 
 /// The entities `client` held at `base` that changed since, with what
@@ -150,13 +170,14 @@ fn changed_since<'a>(
     base: u64,
     scratch: &mut ChangeScratch,
 ) -> Vec<(NetId, u64, &'a EntityRecord)> {
-    let held_since_base =
-        |id: &NetId, entered: u64| entered <= base && !client.unacked_entries.contains_key(id);
+    // `entered` is the tick the entity last entered view: entities entered
+    // after `base` are sent whole (created), not as changes.
+    let held_since_base = |entered: u64| entered <= base;
     let held = |id: &NetId| {
         client
             .visible
             .get(id)
-            .is_some_and(|seen| held_since_base(id, seen.entered))
+            .is_some_and(|seen| held_since_base(seen.entered))
     };
     let with_mask = |id: &NetId| {
         let record = cx.mirror.records.get(id)?;
@@ -197,7 +218,7 @@ fn changed_since<'a>(
         client
             .visible
             .iter()
-            .filter(|(id, seen)| held_since_base(id, seen.entered))
+            .filter(|(_, seen)| held_since_base(seen.entered))
             .filter_map(|(id, _)| with_mask(id))
             .collect()
     };

@@ -9,6 +9,7 @@ use super::mirror::Mirror;
 use super::{AckError, ClientStats, View};
 use crate::change_set::QPos;
 use crate::checksum::StateChecksum;
+use crate::config::ReplicationConfig;
 use crate::net_id::{ClientId, NetId};
 use crate::registry::ReplicationRegistry;
 
@@ -24,6 +25,19 @@ pub(crate) struct Seen {
     pub entered: u64,
     /// Its hash as counted in the client's running checksum.
     pub hash: u64,
+}
+
+/// What a delta change set is built against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Baseline {
+    /// The tick whose state the client must hold (at least) to apply the set.
+    pub tick: u64,
+    /// `tick` is the chain's tip: the last change set sent, not yet
+    /// acknowledged (see `ClientState::baseline`).
+    pub chained: bool,
+    /// The client is known to hold the server's positions of `tick`, so moves
+    /// may be deltas against them (see `trail`).
+    pub positions_held: bool,
 }
 
 #[derive(Debug)]
@@ -61,6 +75,11 @@ pub(crate) struct ClientState {
     pub needs_full: bool,
     /// The tick of a full state sent but not yet acknowledged.
     pub full_in_flight: Option<u64>,
+    /// The last change set of the current chain: the next one is a delta
+    /// against it. `None` when the chain broke and the next set must repair.
+    pub tip: Option<u64>,
+    /// The first change set of the current chain (a full state or a repair).
+    pub chain_root: u64,
     pub stats: ClientStats,
 }
 
@@ -83,6 +102,8 @@ impl ClientState {
             sent: VecDeque::new(),
             needs_full: true,
             full_in_flight: None,
+            tip: None,
+            chain_root: 0,
             stats: ClientStats::default(),
         }
     }
@@ -180,13 +201,24 @@ impl ClientState {
         Ok(())
     }
 
-    /// The tick deltas are built against, or `None` when a full state must be sent.
+    /// What this tick's change set is built against, or `None` when a full
+    /// state must be sent.
+    ///
+    /// With chained deltas (the default), a set is a delta against the
+    /// previous set sent, the chain's tip, so that it carries one tick of
+    /// changes however late the acks are; the client applies the chain in
+    /// order. A client that missed a link reports it
+    /// ([`ClientState::receive_missing_baseline`]) and the chain restarts with
+    /// a *repair*: a delta against the acknowledged tick (or the full state in
+    /// flight), with absolute positions, since the client may have pruned its
+    /// positions of that tick while it followed the chain. Without chaining,
+    /// every set is a delta against the acknowledged tick.
     pub fn baseline(
         &self,
         now: u64,
         history_covers: impl Fn(u64) -> bool,
-        resend: Option<u32>,
-    ) -> Option<u64> {
+        config: &ReplicationConfig,
+    ) -> Option<Baseline> {
         if self.needs_full {
             return None;
         }
@@ -199,12 +231,66 @@ impl ClientState {
             (None, None) => return None,
         };
         if let Some(f) = self.full_in_flight
-            && let Some(resend) = resend
+            && let Some(resend) = config.full_state_resend_ticks
             && now.saturating_sub(f) >= u64::from(resend)
         {
             return None;
         }
-        history_covers(base).then_some(base)
+        // A client whose acks stopped for the whole history gets a full state,
+        // chained or not.
+        if !history_covers(base) {
+            return None;
+        }
+        if config.chained_deltas
+            && let Some(tip) = self.tip.filter(|&tip| tip >= base)
+        {
+            return Some(Baseline {
+                tick: tip,
+                chained: true,
+                positions_held: true,
+            });
+        }
+        Some(Baseline {
+            tick: base,
+            chained: false,
+            positions_held: !config.chained_deltas && self.acked == Some(base),
+        })
+    }
+
+    /// Records that the change set of `tick`, built against `baseline`
+    /// (`None`: a full state), was sent. Sent ticks older than `horizon` are
+    /// forgotten: acks of them are refused.
+    pub fn mark_sent(&mut self, tick: u64, baseline: Option<Baseline>, horizon: u64) {
+        while self.sent.front().is_some_and(|&s| s < horizon) {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(tick);
+        if !baseline.is_some_and(|b| b.chained) {
+            self.chain_root = tick;
+        }
+        self.tip = Some(tick);
+    }
+
+    /// Whether the current chain has a change set the client has not
+    /// acknowledged. While it has, a set is sent every tick, empty if nothing
+    /// changed: a client that missed a link learns it from the next one and
+    /// reports it, rather than waiting for the next change.
+    pub fn awaiting_ack(&self) -> bool {
+        self.tip
+            .is_some_and(|tip| self.acked.is_none_or(|a| a < tip))
+    }
+
+    /// The client holds `holds` and could not apply the change set of `tick`
+    /// for want of its baseline: a link of the chain was lost (or reordered).
+    /// If `tick` belongs to the current chain, the chain breaks and the next
+    /// set repairs; reports about older chains, or while a full state is on
+    /// its way, change nothing. `holds` counts as an acknowledgement.
+    pub fn receive_missing_baseline(&mut self, holds: u64, tick: u64) {
+        // An unknown or stale `holds` is fine: the report is what matters.
+        let _ = self.receive_ack(holds);
+        if self.full_in_flight.is_none() && self.tip.is_some() && tick >= self.chain_root {
+            self.tip = None;
+        }
     }
 
     /// The checksum of everything the client sees at `tick`.
