@@ -316,6 +316,7 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     for key in ["handover_p50_ms", "handover_p99_ms"] {
         merged[key] = server[key].clone();
     }
+    merged["missing_baselines"] = bots["missing_baselines"].clone();
     merged
 }
 

@@ -105,6 +105,10 @@ pub struct BotsSummary {
     pub full_states: u64,
     /// Change sets applied by all clients.
     pub change_sets_applied: u64,
+    /// Change sets that could not be applied for want of their baseline, by
+    /// all clients: lost or reordered links of a chain (each reported, and
+    /// repaired by the server), or deltas that overtook a full state.
+    pub missing_baselines: u64,
     /// Fewest entities a client held at the end.
     pub entities_min: usize,
     /// Most entities a client held at the end.
@@ -340,6 +344,7 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         checksum_mismatches: stats.iter().map(|s| s.checksum_mismatches).sum(),
         full_states: stats.iter().map(|s| s.full_states).sum(),
         change_sets_applied: stats.iter().map(|s| s.applied).sum(),
+        missing_baselines: stats.iter().map(|s| s.missing_baseline).sum(),
         entities_min: held.iter().copied().min().unwrap_or(0),
         entities_max: held.iter().copied().max().unwrap_or(0),
         entities_ok: held

@@ -63,6 +63,9 @@ pub enum AckError {
 pub struct ClientStats {
     /// Full states sent.
     pub full_states: u64,
+    /// Chains of deltas broken by a missing-baseline report, each repaired
+    /// by the next change set.
+    pub repairs: u64,
     /// Packets produced.
     pub packets: u64,
     /// Bytes produced.

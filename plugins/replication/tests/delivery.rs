@@ -160,6 +160,7 @@ fn a_lost_link_is_reported_and_repaired_even_when_the_world_goes_idle() {
     let (holds, tick) = report.unwrap();
     let mut state = server.world_mut().resource_mut::<ReplicationServer>();
     state.receive_missing_baseline(ME, holds, tick).unwrap();
+    assert_eq!(state.client_stats(ME).unwrap().repairs, 1);
     server.update();
     let repair = take(&mut server);
     let repair_set = single_set(&repair);

@@ -290,6 +290,7 @@ impl ClientState {
         let _ = self.receive_ack(holds);
         if self.full_in_flight.is_none() && self.tip.is_some() && tick >= self.chain_root {
             self.tip = None;
+            self.stats.repairs += 1;
         }
     }
 
