@@ -316,7 +316,9 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     for key in ["handover_p50_ms", "handover_p99_ms"] {
         merged[key] = server[key].clone();
     }
-    merged["missing_baselines"] = bots["missing_baselines"].clone();
+    for key in ["missing_baselines", "missing_baseline_reports"] {
+        merged[key] = bots[key].clone();
+    }
     merged
 }
 

@@ -109,6 +109,9 @@ pub struct BotsSummary {
     /// all clients: lost or reordered links of a chain (each reported, and
     /// repaired by the server), or deltas that overtook a full state.
     pub missing_baselines: u64,
+    /// Of those, the ones reported to the server (the client held a state):
+    /// lost or reordered links, each costing a repair.
+    pub missing_baseline_reports: u64,
     /// Fewest entities a client held at the end.
     pub entities_min: usize,
     /// Most entities a client held at the end.
@@ -345,6 +348,10 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         full_states: stats.iter().map(|s| s.full_states).sum(),
         change_sets_applied: stats.iter().map(|s| s.applied).sum(),
         missing_baselines: stats.iter().map(|s| s.missing_baseline).sum(),
+        missing_baseline_reports: bots
+            .iter()
+            .map(|b| b.client.stats().missing_baseline_reports)
+            .sum(),
         entities_min: held.iter().copied().min().unwrap_or(0),
         entities_max: held.iter().copied().max().unwrap_or(0),
         entities_ok: held

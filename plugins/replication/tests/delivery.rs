@@ -155,18 +155,28 @@ fn a_lost_link_is_reported_and_repaired_even_when_the_world_goes_idle() {
     assert_eq!(report, Some((held, probe_set.tick)));
     assert_eq!(replica.take_ack(), None);
 
-    // The report breaks the chain: the next set repairs against the
-    // acknowledged tick, with absolute positions.
+    // The report breaks the chain: every set repairs against the
+    // acknowledged tick, with absolute positions, until one is acknowledged.
+    // The first repair is lost too.
     let (holds, tick) = report.unwrap();
     let mut state = server.world_mut().resource_mut::<ReplicationServer>();
     state.receive_missing_baseline(ME, holds, tick).unwrap();
     assert_eq!(state.client_stats(ME).unwrap().repairs, 1);
     server.update();
+    let lost_repair = single_set(&take(&mut server));
+    assert_eq!(lost_repair.baseline, Some(held));
+    nudge(&mut server, entities[2]);
+    server.update();
     let repair = take(&mut server);
     let repair_set = single_set(&repair);
     assert_eq!(repair_set.baseline, Some(held));
-    assert_eq!(repair_set.moved.len(), 1);
-    assert!(matches!(repair_set.moved[0].to, MoveTo::Absolute(_)));
+    assert_eq!(repair_set.moved.len(), 2);
+    assert!(
+        repair_set
+            .moved
+            .iter()
+            .all(|m| matches!(m.to, MoveTo::Absolute(_)))
+    );
     ClientReplica::receive(client.world_mut(), &repair[0]).unwrap();
     assert!(converged(&server, &client));
     let ack = client
@@ -175,7 +185,8 @@ fn a_lost_link_is_reported_and_repaired_even_when_the_world_goes_idle() {
         .take_ack();
     assert_eq!(ack, Some(repair_set.tick));
 
-    // A late report about the broken chain does not cost a second repair.
+    // Its ack resumes the chain; a late report about the broken chain does
+    // not cost a second repair.
     let mut state = server.world_mut().resource_mut::<ReplicationServer>();
     state.receive_ack(ME, ack.unwrap()).unwrap();
     state.receive_missing_baseline(ME, holds, tick).unwrap();

@@ -43,6 +43,9 @@ pub struct SessionStats {
     pub reconnects: u64,
     /// Errors the server reported.
     pub server_errors: u64,
+    /// Missing-baseline reports sent: lost links of the server's chain of
+    /// deltas, each answered by a repair.
+    pub missing_baseline_reports: u64,
 }
 
 /// The first retry delay of a command; each further retry doubles it.
@@ -183,6 +186,7 @@ impl GameClient {
             self.net.send(&ClientMessage::Ack { tick });
         }
         if let Some((holds, tick)) = missing {
+            self.stats.missing_baseline_reports += 1;
             self.net
                 .send(&ClientMessage::MissingBaseline { holds, tick });
         }

@@ -42,7 +42,7 @@ pub(crate) fn build(
     if baseline.is_some()
         && set.is_empty_delta()
         && set.checksum.is_none()
-        && !client.awaiting_ack()
+        && !(cx.config.chained_deltas && client.awaiting_ack())
     {
         // The client's state at its baseline is already the current one.
         return None;

@@ -76,10 +76,13 @@ pub(crate) struct ClientState {
     /// The tick of a full state sent but not yet acknowledged.
     pub full_in_flight: Option<u64>,
     /// The last change set of the current chain: the next one is a delta
-    /// against it. `None` when the chain broke and the next set must repair.
+    /// against it. `None` while the chain is broken: sets repair.
     pub tip: Option<u64>,
-    /// The first change set of the current chain (a full state or a repair).
+    /// Reports about sets before this tick concern an older chain.
     pub chain_root: u64,
+    /// The first repair sent since the chain broke; an ack of it or a later
+    /// one resumes the chain.
+    pub repairing_since: Option<u64>,
     pub stats: ClientStats,
 }
 
@@ -104,6 +107,7 @@ impl ClientState {
             full_in_flight: None,
             tip: None,
             chain_root: 0,
+            repairing_since: None,
             stats: ClientStats::default(),
         }
     }
@@ -186,8 +190,16 @@ impl ClientState {
         // Everything older than the acked change set is superseded by it.
         self.sent.drain(..=index);
         self.acked = Some(tick);
-        if self.full_in_flight.is_some_and(|f| f <= tick) {
+        let full_acked = self.full_in_flight.is_some_and(|f| f <= tick);
+        if full_acked {
             self.full_in_flight = None;
+        }
+        if full_acked || self.repairing_since.is_some_and(|first| tick >= first) {
+            // The client holds its full state or a repair: the chain
+            // resumes from the tick it acknowledged.
+            self.tip = Some(tick);
+            self.chain_root = tick + 1;
+            self.repairing_since = None;
         }
         self.unacked_entries.retain(|_, entered| *entered > tick);
         self.pending_removals.retain(|_, left| *left > tick);
@@ -208,11 +220,13 @@ impl ClientState {
     /// previous set sent, the chain's tip, so that it carries one tick of
     /// changes however late the acks are; the client applies the chain in
     /// order. A client that missed a link reports it
-    /// ([`ClientState::receive_missing_baseline`]) and the chain restarts with
-    /// a *repair*: a delta against the acknowledged tick (or the full state in
-    /// flight), with absolute positions, since the client may have pruned its
-    /// positions of that tick while it followed the chain. Without chaining,
-    /// every set is a delta against the acknowledged tick.
+    /// ([`ClientState::receive_missing_baseline`]) and the chain breaks: every
+    /// set is then a *repair*, a delta against the acknowledged tick (or the
+    /// full state in flight) with absolute positions, since the client may
+    /// have pruned its positions of that tick while it followed the chain.
+    /// Any one repair that arrives heals the client, and its ack resumes the
+    /// chain from it. Without chaining, every set is a delta against the
+    /// acknowledged tick.
     pub fn baseline(
         &self,
         now: u64,
@@ -241,7 +255,11 @@ impl ClientState {
         if !history_covers(base) {
             return None;
         }
+        // Not while a full state is in flight: it travels on a reliable
+        // channel and may arrive after the deltas that follow it, which then
+        // all build on it, so that whichever arrives after it applies.
         if config.chained_deltas
+            && self.full_in_flight.is_none()
             && let Some(tip) = self.tip.filter(|&tip| tip >= base)
         {
             return Some(Baseline {
@@ -265,16 +283,25 @@ impl ClientState {
             self.sent.pop_front();
         }
         self.sent.push_back(tick);
-        if !baseline.is_some_and(|b| b.chained) {
-            self.chain_root = tick;
+        match baseline {
+            // Its ack starts the chain (see `receive_ack`).
+            None => {
+                self.tip = Some(tick);
+                self.chain_root = tick;
+                self.repairing_since = None;
+            }
+            Some(base) if base.chained => self.tip = Some(tick),
+            Some(_) => {
+                self.repairing_since.get_or_insert(tick);
+            }
         }
-        self.tip = Some(tick);
     }
 
     /// Whether the current chain has a change set the client has not
-    /// acknowledged. While it has, a set is sent every tick, empty if nothing
-    /// changed: a client that missed a link learns it from the next one and
-    /// reports it, rather than waiting for the next change.
+    /// acknowledged. While it has (and deltas are chained), a set is sent
+    /// every tick, empty if nothing changed: a client that missed a link
+    /// learns it from the next one and reports it, rather than waiting for
+    /// the next change.
     pub fn awaiting_ack(&self) -> bool {
         self.tip
             .is_some_and(|tip| self.acked.is_none_or(|a| a < tip))
@@ -282,9 +309,10 @@ impl ClientState {
 
     /// The client holds `holds` and could not apply the change set of `tick`
     /// for want of its baseline: a link of the chain was lost (or reordered).
-    /// If `tick` belongs to the current chain, the chain breaks and the next
-    /// set repairs; reports about older chains, or while a full state is on
-    /// its way, change nothing. `holds` counts as an acknowledgement.
+    /// If `tick` belongs to the current chain, the chain breaks and sets
+    /// repair until the client acknowledges one; reports about older chains,
+    /// while repairing, or while a full state is on its way, change nothing.
+    /// `holds` counts as an acknowledgement.
     pub fn receive_missing_baseline(&mut self, holds: u64, tick: u64) {
         // An unknown or stale `holds` is fine: the report is what matters.
         let _ = self.receive_ack(holds);

@@ -81,7 +81,8 @@ impl SharedDelta {
                     encode_packets(&set, cx.config.mtu)
                 })
                 .clone()
-        } else if !built.set.is_empty_delta() || client.awaiting_ack() {
+        } else if !built.set.is_empty_delta() || (cx.config.chained_deltas && client.awaiting_ack())
+        {
             built.plain.clone()
         } else {
             return None;
