@@ -32,6 +32,15 @@ pub(crate) fn build(
 ) -> Option<LimitedChangeSet> {
     let tick = cx.tick;
     let baseline = client.baseline(tick, |b| cx.history.covers_since(b), cx.config);
+    let probe = cx.config.chained_deltas && client.awaiting_ack();
+    if let Some(base) = baseline
+        && !probe
+        && !client.checksum_due(tick, cx.config.checksum_interval)
+        && nothing_since(client, cx, base.tick)
+    {
+        // The idle tick's common case, decided before building anything.
+        return None;
+    }
     let mut set = match baseline {
         None => full_state(client, cx),
         Some(base) => delta(client, cx, base, scratch),
@@ -39,16 +48,23 @@ pub(crate) fn build(
     if client.checksum_due(tick, cx.config.checksum_interval) {
         set.checksum = Some(due_checksum(client, cx));
     }
-    if baseline.is_some()
-        && set.is_empty_delta()
-        && set.checksum.is_none()
-        && !(cx.config.chained_deltas && client.awaiting_ack())
-    {
+    if baseline.is_some() && set.is_empty_delta() && set.checksum.is_none() && !probe {
         // The client's state at its baseline is already the current one.
         return None;
     }
     client.mark_sent(tick, baseline, sent_horizon(cx));
     Some(set)
+}
+
+/// Whether nothing `client` sees changed after `base`: no change in the
+/// history window, no entity entered or left its view.
+fn nothing_since(client: &ClientState, cx: &BuildContext, base: u64) -> bool {
+    cx.history.changes_since(base) == 0
+        && !client
+            .unacked_entries
+            .values()
+            .any(|&entered| entered > base)
+        && !client.pending_removals.values().any(|&left| left > base)
 }
 
 /// Sent ticks older than this are forgotten: the history no longer reaches them.
