@@ -33,7 +33,8 @@ pub(crate) struct SharedDelta {
 struct Built {
     /// The set without a checksum.
     set: LimitedChangeSet,
-    plain: Vec<Vec<u8>>,
+    /// Its packets, encoded on first use: an idle tick encodes nothing.
+    plain: Option<Vec<Vec<u8>>>,
     with_checksum: Option<Vec<Vec<u8>>>,
 }
 
@@ -62,10 +63,9 @@ impl SharedDelta {
         let due = client.checksum_due(cx.tick, cx.config.checksum_interval);
         let built = self.by_baseline.entry(base.tick).or_insert_with(|| {
             // The first client of this baseline builds it.
-            let set = delta(client, cx, base, scratch);
             Built {
-                plain: encode_packets(&set, cx.config.mtu),
-                set,
+                set: delta(client, cx, base, scratch),
+                plain: None,
                 with_checksum: None,
             }
         });
@@ -83,7 +83,10 @@ impl SharedDelta {
                 .clone()
         } else if !built.set.is_empty_delta() || (cx.config.chained_deltas && client.awaiting_ack())
         {
-            built.plain.clone()
+            built
+                .plain
+                .get_or_insert_with(|| encode_packets(&built.set, cx.config.mtu))
+                .clone()
         } else {
             return None;
         };
