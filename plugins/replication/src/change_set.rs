@@ -4,8 +4,9 @@
 //!   field with old and new values, grouped by entity kind. Lossless: it is what
 //!   is stored, replayed, shown in tools and sent to privileged observers.
 //! * [`LimitedChangeSet`] — per client and tick, only what that client may see,
-//!   as a delta against the state the client last acknowledged. Positions travel
-//!   quantized ([`QPos`]); component values travel as their serialized bytes.
+//!   as a delta against a tick the client holds (the previous change set
+//!   sent, or the last one it acknowledged; see ARCHITECTURE.md, "Delivery
+//!   semantics"). Positions travel quantized ([`QPos`]); component values travel as their serialized bytes.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +146,8 @@ pub struct QPos {
 pub struct LimitedChangeSet {
     /// The server tick this change set brings the client to.
     pub tick: u64,
-    /// The acknowledged tick this is a delta against; `None` for a full state.
+    /// The tick this is a delta against (the client must hold it or a later
+    /// one); `None` for a full state.
     pub baseline: Option<u64>,
     /// A hash of the client's whole visible state at `tick`, every few ticks.
     pub checksum: Option<u64>,

@@ -1,4 +1,4 @@
-//! The server half: change collection, interest, per-client acked deltas.
+//! The server half: change collection, interest, per-client chained deltas.
 //!
 //! [`ReplicationServer`] is the resource the transport talks to: it connects
 //! and disconnects clients, sets their views, takes their acks and resync
@@ -195,9 +195,9 @@ impl ReplicationServer {
     /// Records that `client` holds `holds` and could not apply the change set
     /// of `tick`, whose baseline it does not hold (what
     /// [`crate::client::ClientReplica::take_missing_baseline`] reports). A lost
-    /// link of the client's chain of deltas: its next change set repairs, as a
-    /// delta against the acknowledged tick. Reports about older chains are
-    /// ignored, so a burst of them costs one repair.
+    /// link of the client's chain of deltas: its change sets repair, as deltas
+    /// against the acknowledged tick, until it acknowledges one. Reports about
+    /// older chains are ignored, so a burst of them costs one break.
     pub fn receive_missing_baseline(
         &mut self,
         client: ClientId,

@@ -32,8 +32,8 @@ pub(crate) struct Seen {
 pub(crate) struct Baseline {
     /// The tick whose state the client must hold (at least) to apply the set.
     pub tick: u64,
-    /// `tick` is the chain's tip: the last change set sent, not yet
-    /// acknowledged (see `ClientState::baseline`).
+    /// `tick` is the chain's tip: the last change set sent, whether
+    /// acknowledged yet or not (see `ClientState::baseline`).
     pub chained: bool,
     /// The client is known to hold the server's positions of `tick`, so moves
     /// may be deltas against them (see `trail`).

@@ -1,11 +1,12 @@
 //! Where an entity was at recent ticks: the base of position deltas.
 //!
-//! A client that acknowledged tick `A` holds, for every entity it holds, the
-//! server's quantized position of that entity at `A`: that is what applying a
+//! A client that held tick `B` (the baseline of a change set: the chain's
+//! tip, or the tick it acknowledged) holds, for every entity it holds, the
+//! server's quantized position of that entity at `B`: that is what applying a
 //! change set guarantees. So the server does not need to track positions per
-//! client: a delta against `A` needs only each entity's position at `A`, which
+//! client: a delta against `B` needs only each entity's position at `B`, which
 //! this short per-entity trail answers for recent ticks. When it cannot (the
-//! entity moved more often than the trail remembers since `A`), the move is
+//! entity moved more often than the trail remembers since `B`), the move is
 //! sent absolute, which is always correct.
 
 use crate::change_set::QPos;
