@@ -32,7 +32,7 @@ pub(crate) fn build(
 ) -> Option<LimitedChangeSet> {
     let tick = cx.tick;
     let baseline = client.baseline(tick, |b| cx.history.covers_since(b), cx.config);
-    let probe = cx.config.chained_deltas && client.awaiting_ack();
+    let probe = client.awaiting_ack(cx.config);
     if let Some(base) = baseline
         && !probe
         && !client.checksum_due(tick, cx.config.checksum_interval)

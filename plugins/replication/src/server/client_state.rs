@@ -302,9 +302,11 @@ impl ClientState {
     /// every tick, empty if nothing changed: a client that missed a link
     /// learns it from the next one and reports it, rather than waiting for
     /// the next change.
-    pub fn awaiting_ack(&self) -> bool {
-        self.tip
-            .is_some_and(|tip| self.acked.is_none_or(|a| a < tip))
+    pub fn awaiting_ack(&self, config: &ReplicationConfig) -> bool {
+        config.chained_deltas
+            && self
+                .tip
+                .is_some_and(|tip| self.acked.is_none_or(|a| a < tip))
     }
 
     /// The client holds `holds` and could not apply the change set of `tick`

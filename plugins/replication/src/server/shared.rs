@@ -81,8 +81,7 @@ impl SharedDelta {
                     encode_packets(&set, cx.config.mtu)
                 })
                 .clone()
-        } else if !built.set.is_empty_delta() || (cx.config.chained_deltas && client.awaiting_ack())
-        {
+        } else if !built.set.is_empty_delta() || client.awaiting_ack(cx.config) {
             built
                 .plain
                 .get_or_insert_with(|| encode_packets(&built.set, cx.config.mtu))
