@@ -450,12 +450,7 @@ impl GameServer {
 
     /// Rooms, clients, tick p99 since the last status, bytes out per second.
     pub fn status(&self) -> ServerStatus {
-        let bytes: f64 = self
-            .net
-            .clients()
-            .iter()
-            .map(|c| self.net.bytes_sent_per_sec(*c))
-            .sum();
+        let bytes = self.net.bytes_sent_per_sec();
         ServerStatus {
             rooms: self.rooms.len(),
             clients: self.clients.len(),

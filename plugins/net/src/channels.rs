@@ -16,20 +16,21 @@ pub const RELIABLE_CHANNEL_BYTES: usize = 64 << 20;
 /// sending end while the receiver may still hold them behind a gap.
 pub const RELIABLE_IN_FLIGHT_BYTES: usize = 4 << 20;
 
-/// How often a peer with nothing new to send still flushes its transport.
+/// Memory the client's reliable channel may hold (see [`RELIABLE_CHANNEL_BYTES`]).
+pub const CLIENT_RELIABLE_CHANNEL_BYTES: usize = 1 << 20;
+
+/// How often renet flushes a connection while reliable traffic needs acks
+/// or resends (see [`crate::lane::AckDuty`]).
 ///
 /// renet answers every flush with an ack packet for as long as it has
 /// unconfirmed acks, and a peer's acks are only confirmed by the other side's
 /// acks, so flushing on every loop iteration (the server polls every
-/// millisecond) turns into a ping-pong of ack packets: measured at 800
-/// datagrams per second per client, more than a third of all bytes in the
-/// swarm scenario, and a packet decryption each. Peers therefore flush at once
-/// when they have messages and otherwise at this interval, which still
-/// confirms reliable messages long before renet's 150 ms resend. It is longer
-/// than a 30 Hz tick on purpose: a ticking room's change sets flush every
-/// client once per tick and carry the acks, so an idle flush in between
-/// would only add an ack datagram per client (measured in S4: 93 → 69
-/// datagrams per client per second at 50 ms instead of 25).
+/// millisecond) turned into a ping-pong of ack packets: measured at 800
+/// datagrams per second per client. Acks of reliable messages can wait this
+/// long and still arrive long before renet's 150 ms resend. (Before the
+/// direct lane, every connection flushed at this interval whether or not it
+/// had reliable traffic; S4 measured 93 → 69 datagrams per client per second
+/// at 50 ms instead of 25.)
 pub const IDLE_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The connection configuration used by servers and clients.
@@ -54,7 +55,7 @@ pub fn connection_config() -> ConnectionConfig {
         client_channels_config: vec![
             ChannelConfig {
                 channel_id: ClientChannel::Control.into(),
-                max_memory_usage_bytes: 1 << 20,
+                max_memory_usage_bytes: CLIENT_RELIABLE_CHANNEL_BYTES,
                 send_type: reliable,
             },
             ChannelConfig {

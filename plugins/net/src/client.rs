@@ -18,9 +18,12 @@ use renet_netcode::{ClientAuthentication, ConnectToken};
 use thiserror::Error;
 use transport::UdpTransport;
 
-use crate::channels::{IDLE_FLUSH_INTERVAL, connection_config};
+use crate::channels::{CLIENT_RELIABLE_CHANNEL_BYTES, connection_config};
 use crate::keys::Role;
-use crate::protocol::{ClientMessage, PROTOCOL_ID, ServerChannel, ServerMessage, decode, encode};
+use crate::lane::{self, DirectBatch};
+use crate::protocol::{
+    ClientChannel, ClientMessage, PROTOCOL_ID, ServerChannel, ServerMessage, decode, encode,
+};
 
 /// How a client authenticates.
 pub enum ClientAuth {
@@ -57,9 +60,8 @@ pub struct NetClient {
     transport: UdpTransport,
     last_update: Instant,
     bytes_received: u64,
-    /// Whether messages were queued since the last flush.
-    unsent: bool,
-    last_flush: Instant,
+    /// Stream messages packed for the direct lane until the next flush.
+    direct: DirectBatch,
 }
 
 impl NetClient {
@@ -103,8 +105,7 @@ impl NetClient {
             transport,
             last_update: Instant::now(),
             bytes_received: 0,
-            unsent: false,
-            last_flush: Instant::now(),
+            direct: DirectBatch::default(),
         })
     }
 
@@ -115,8 +116,16 @@ impl NetClient {
         let dt = now - self.last_update;
         self.last_update = now;
         self.renet.update(dt);
+        let mut direct = Vec::new();
         self.transport
-            .update(dt, &mut self.renet)
+            .update(dt, &mut self.renet, |payload| {
+                for message in lane::messages(payload) {
+                    match message {
+                        Ok(bytes) => direct.push(bytes.to_vec()),
+                        Err(e) => tracing::warn!("dropped a direct payload: {e}"),
+                    }
+                }
+            })
             .map_err(|e| NetError::Netcode(e.to_string()))?;
         if let Some(reason) = self.transport.disconnect_reason() {
             return Err(NetError::Disconnected(explain(reason)));
@@ -124,14 +133,23 @@ impl NetClient {
         if let Some(reason) = self.renet.disconnect_reason() {
             return Err(NetError::Disconnected(reason.to_string()));
         }
-        let mut messages = Vec::new();
-        for channel in [ServerChannel::Control, ServerChannel::Changes] {
-            while let Some(bytes) = self.renet.receive_message(channel) {
-                self.bytes_received += bytes.len() as u64;
-                match decode::<ServerMessage>(&bytes) {
-                    Ok(m) => messages.push(m),
-                    Err(e) => tracing::warn!("dropped a server message: {e}"),
-                }
+        // Reliable messages first, then the stream, as when both were renet
+        // channels: a full state is applied before the change sets behind it.
+        let mut received = Vec::new();
+        while let Some(bytes) = self.renet.receive_message(ServerChannel::Control) {
+            received.push((ServerChannel::Control, bytes.to_vec()));
+        }
+        received.extend(direct.into_iter().map(|b| (ServerChannel::Changes, b)));
+        while let Some(bytes) = self.renet.receive_message(ServerChannel::Changes) {
+            received.push((ServerChannel::Changes, bytes.to_vec()));
+        }
+        let mut messages = Vec::with_capacity(received.len());
+        for (channel, bytes) in received {
+            self.bytes_received += bytes.len() as u64;
+            match decode::<ServerMessage>(&bytes) {
+                Ok(m) if m.channel() == channel => messages.push(m),
+                Ok(_) => tracing::warn!("dropped a server message on the wrong channel"),
+                Err(e) => tracing::warn!("dropped a server message: {e}"),
             }
         }
         Ok(messages)
@@ -142,23 +160,32 @@ impl NetClient {
         self.renet.is_connected()
     }
 
-    /// Queues a message.
+    /// Queues a message until the next [`Self::flush`]. Stream messages
+    /// (inputs, acks, reports) go on the direct lane, packed into as few
+    /// datagrams as fit (see [`crate::lane`]); reliable ones through renet.
     pub fn send(&mut self, message: &ClientMessage) {
-        self.renet.send_message(message.channel(), encode(message));
-        self.unsent = true;
-    }
-
-    /// Sends queued packets: at once when there are messages, otherwise
-    /// (acks, resends) every [`IDLE_FLUSH_INTERVAL`].
-    pub fn flush(&mut self) {
-        if !self.unsent && self.last_flush.elapsed() < IDLE_FLUSH_INTERVAL {
+        let bytes = encode(message);
+        let channel = message.channel();
+        if channel == ClientChannel::Stream && self.direct.push(&bytes) {
             return;
         }
-        if let Err(e) = self.transport.send_packets(&mut self.renet) {
+        self.renet.send_message(channel, bytes);
+        self.transport.queued(channel == ClientChannel::Control);
+    }
+
+    /// Sends the direct lane's datagrams, and renet's packets where due: at
+    /// once for new messages; acks and resends as [`crate::lane::AckDuty`] says.
+    pub fn flush(&mut self) {
+        for payload in self.direct.take() {
+            if let Err(e) = self.transport.send_payload(&payload) {
+                tracing::debug!("send: {e}");
+            }
+        }
+        let in_flight = self.renet.channel_available_memory(ClientChannel::Control)
+            < CLIENT_RELIABLE_CHANNEL_BYTES;
+        if let Err(e) = self.transport.flush_renet(&mut self.renet, in_flight) {
             tracing::debug!("send: {e}");
         }
-        self.unsent = false;
-        self.last_flush = Instant::now();
     }
 
     /// Disconnects politely.

@@ -1,22 +1,24 @@
-//! The UDP server transport: netcode (secure or insecure) + renet channels.
+//! The UDP server transport: netcode (secure or insecure), renet's reliable
+//! channel and the direct lane for the per-tick stream.
+
+mod transport;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use renet::{RenetServer, ServerEvent};
-use renet_netcode::{
-    NETCODE_KEY_BYTES, NetcodeServerTransport, ServerAuthentication, ServerConfig,
-};
+use renet_netcode::{NETCODE_KEY_BYTES, ServerAuthentication, ServerConfig};
 
-use crate::channels::{
-    IDLE_FLUSH_INTERVAL, RELIABLE_CHANNEL_BYTES, RELIABLE_IN_FLIGHT_BYTES, connection_config,
-};
+use crate::channels::{RELIABLE_CHANNEL_BYTES, RELIABLE_IN_FLIGHT_BYTES, connection_config};
+use crate::client::UdpCounters;
 use crate::keys::Role;
+use crate::lane::{self, DirectBatch};
 use crate::protocol::{
     ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerChannel, ServerMessage, decode,
     encode,
 };
+use transport::ServerTransport;
 
 /// netcode's hard limit of clients per server socket.
 pub const MAX_CLIENTS: usize = 1024;
@@ -69,15 +71,34 @@ pub enum NetEvent {
 /// The server side of the transport.
 pub struct NetServer {
     renet: RenetServer,
-    transport: NetcodeServerTransport,
+    transport: ServerTransport,
     /// The transport's socket, for waiting until it is readable.
     readiness: UdpSocket,
     last_update: Instant,
     /// Reliable messages per client waiting for room in the channel, in order.
     backlog: HashMap<u64, VecDeque<Vec<u8>>>,
-    /// Whether messages were handed to renet since the last flush.
-    unsent: bool,
-    last_flush: Instant,
+    /// Stream messages per client, packed for the direct lane until the next flush.
+    direct: HashMap<u64, DirectBatch>,
+    /// Bytes sent per second, over the last second or so.
+    rate: SendRate,
+}
+
+/// A running measure of the bytes the socket sends.
+struct SendRate {
+    since: Instant,
+    bytes_then: u64,
+    per_sec: f64,
+}
+
+impl SendRate {
+    fn update(&mut self, bytes_now: u64) {
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            self.per_sec = (bytes_now - self.bytes_then) as f64 / elapsed.as_secs_f64();
+            self.since = Instant::now();
+            self.bytes_then = bytes_now;
+        }
+    }
 }
 
 impl NetServer {
@@ -110,12 +131,16 @@ impl NetServer {
         };
         Ok(Self {
             renet: RenetServer::new(connection_config()),
-            transport: NetcodeServerTransport::new(config, socket)?,
+            transport: ServerTransport::new(config, socket)?,
             readiness,
             last_update: Instant::now(),
             backlog: HashMap::new(),
-            unsent: false,
-            last_flush: Instant::now(),
+            direct: HashMap::new(),
+            rate: SendRate {
+                since: Instant::now(),
+                bytes_then: 0,
+                per_sec: 0.0,
+            },
         })
     }
 
@@ -136,7 +161,15 @@ impl NetServer {
         let dt = now - self.last_update;
         self.last_update = now;
         self.renet.update(dt);
-        if let Err(e) = self.transport.update(dt, &mut self.renet) {
+        // Stream messages are reported after the reliable ones, as when both
+        // were renet channels: a join is handled before the inputs behind it.
+        let mut stream = Vec::new();
+        if let Err(e) = self
+            .transport
+            .update(dt, &mut self.renet, |client, payload| {
+                direct_events(client, payload, &mut stream)
+            })
+        {
             tracing::debug!("transport: {e}");
         }
         let mut events = Vec::new();
@@ -151,7 +184,8 @@ impl NetServer {
                 }
             });
         }
-        for client in self.renet.clients_id() {
+        // Only a client whose renet received packets can have new messages.
+        for &client in self.transport.heard() {
             for channel in [ClientChannel::Control, ClientChannel::Stream] {
                 while let Some(bytes) = self.renet.receive_message(client, channel) {
                     events.push(match decode::<ClientMessage>(&bytes) {
@@ -172,27 +206,34 @@ impl NetServer {
                 }
             }
         }
+        events.append(&mut stream);
         events
     }
 
     /// Sends a message to `client`.
     ///
-    /// Unreliable messages (change sets) that do not fit in the channel right now
-    /// are dropped: the next tick's change set supersedes them. Reliable messages
-    /// are queued in order and handed to renet only as its channel has room, so a
-    /// full state of any size is streamed without ever exceeding renet's
-    /// per-channel memory limit (which would disconnect the client).
+    /// Unreliable messages (change sets, input acks) leave on the direct lane
+    /// at the next [`Self::flush`], packed into as few datagrams as fit (see
+    /// [`crate::lane`]); one too large for a datagram goes through renet's
+    /// unreliable channel, and is dropped if that channel is full: the next
+    /// tick's change set supersedes it. Reliable messages are queued in order
+    /// and handed to renet only as its channel has room, so a full state of
+    /// any size is streamed without ever exceeding renet's per-channel memory
+    /// limit (which would disconnect the client).
     pub fn send(&mut self, client: u64, message: &ServerMessage) {
         let bytes = encode(message);
         match message.channel() {
             ServerChannel::Changes => {
+                if self.direct.entry(client).or_default().push(&bytes) {
+                    return;
+                }
                 if self
                     .renet
                     .can_send_message(client, ServerChannel::Changes, bytes.len())
                 {
                     self.renet
                         .send_message(client, ServerChannel::Changes, bytes);
-                    self.unsent = true;
+                    self.transport.queued(client, false);
                 }
             }
             ServerChannel::Control => {
@@ -209,45 +250,52 @@ impl NetServer {
             .map_or(0, |q| q.iter().map(Vec::len).sum())
     }
 
+    /// Reliable bytes sent to `client` and not yet acknowledged.
+    pub fn reliable_in_flight(&self, client: u64) -> usize {
+        reliable_in_flight(&self.renet, client)
+    }
+
     fn drain(&mut self, client: u64) {
         let Some(queue) = self.backlog.get_mut(&client) else {
             return;
         };
         while let Some(bytes) = queue.front() {
             // Keep a bounded window in flight, well inside what the receiver may hold.
-            let free = self
-                .renet
-                .channel_available_memory(client, ServerChannel::Control);
-            let in_flight = RELIABLE_CHANNEL_BYTES.saturating_sub(free);
+            let in_flight = reliable_in_flight(&self.renet, client);
             if in_flight + bytes.len() > RELIABLE_IN_FLIGHT_BYTES && in_flight > 0 {
                 break;
             }
             let bytes = queue.pop_front().expect("front exists");
             self.renet
                 .send_message(client, ServerChannel::Control, bytes);
-            self.unsent = true;
+            self.transport.queued(client, true);
         }
     }
 
-    /// Moves paced reliable messages into the channels and sends queued packets.
-    ///
-    /// Packets go out at once when there are messages, otherwise (acks,
-    /// resends) every [`IDLE_FLUSH_INTERVAL`].
+    /// Sends the direct lane's datagrams, moves paced reliable messages into
+    /// renet's channel and sends renet's packets where due (at once for new
+    /// messages; acks and resends as [`crate::lane::AckDuty`] says).
     pub fn flush(&mut self) {
+        for (&client, batch) in &mut self.direct {
+            for payload in batch.take() {
+                self.transport.send_payload(client, &payload);
+            }
+        }
         let clients: Vec<u64> = self.backlog.keys().copied().collect();
         for client in clients {
             self.drain(client);
         }
-        if self.unsent || self.last_flush.elapsed() >= IDLE_FLUSH_INTERVAL {
-            self.transport.send_packets(&mut self.renet);
-            self.unsent = false;
-            self.last_flush = Instant::now();
-        }
+        self.transport
+            .flush_renet(&mut self.renet, |renet, client| {
+                reliable_in_flight(renet, client) > 0
+            });
+        self.rate.update(self.transport.counters().bytes_out);
     }
 
     /// Disconnects `client`.
     pub fn disconnect(&mut self, client: u64) {
         self.renet.disconnect(client);
+        self.direct.remove(&client);
     }
 
     /// Disconnects everyone (on shutdown) and sends the disconnect packets.
@@ -255,9 +303,15 @@ impl NetServer {
         self.transport.disconnect_all(&mut self.renet);
     }
 
-    /// Bytes per second sent to `client`.
-    pub fn bytes_sent_per_sec(&self, client: u64) -> f64 {
-        self.renet.bytes_sent_per_sec(client)
+    /// UDP payload bytes per second the socket sent over about the last
+    /// second, to all clients, netcode headers included.
+    pub fn bytes_sent_per_sec(&self) -> f64 {
+        self.rate.per_sec
+    }
+
+    /// What crossed the server's socket so far, netcode headers included.
+    pub fn udp(&self) -> UdpCounters {
+        self.transport.counters()
     }
 
     /// Connected clients.
@@ -268,6 +322,35 @@ impl NetServer {
     /// How long since `client` was last heard from.
     pub fn silence(&self, client: u64) -> Option<Duration> {
         self.transport.time_since_last_received_packet(client)
+    }
+}
+
+/// Reliable bytes handed to renet for `client` and not yet acknowledged.
+fn reliable_in_flight(renet: &RenetServer, client: u64) -> usize {
+    RELIABLE_CHANNEL_BYTES
+        .saturating_sub(renet.channel_available_memory(client, ServerChannel::Control))
+}
+
+/// The events of one direct payload from `client`: its messages, each of
+/// which must be a valid stream message.
+fn direct_events(client: u64, payload: &[u8], events: &mut Vec<NetEvent>) {
+    for message in lane::messages(payload) {
+        let malformed = |reason: String| NetEvent::Malformed { client, reason };
+        events.push(match message {
+            Err(e) => malformed(e.to_string()),
+            Ok(bytes) => match decode::<ClientMessage>(bytes) {
+                Ok(message) if message.channel() != ClientChannel::Stream => {
+                    malformed("a reliable message on the direct lane".into())
+                }
+                Ok(message) if valid(&message) => NetEvent::Message {
+                    client,
+                    message,
+                    bytes: bytes.len(),
+                },
+                Ok(_) => malformed("field out of range".into()),
+                Err(e) => malformed(e.to_string()),
+            },
+        });
     }
 }
 
@@ -283,5 +366,49 @@ fn valid(message: &ClientMessage) -> bool {
         }
         ClientMessage::Input { movement, .. } => movement.iter().all(|v| v.is_finite()),
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events_of(messages: &[Vec<u8>]) -> Vec<NetEvent> {
+        let mut batch = DirectBatch::default();
+        for m in messages {
+            assert!(batch.push(m));
+        }
+        let mut events = Vec::new();
+        for payload in batch.take() {
+            direct_events(7, &payload, &mut events);
+        }
+        events
+    }
+
+    #[test]
+    fn the_direct_lane_carries_stream_messages_only() {
+        let ack = ClientMessage::Ack { tick: 9 };
+        let join = ClientMessage::Leave;
+        let events = events_of(&[encode(&ack), encode(&join), vec![0xFF; 3]]);
+        assert_eq!(events.len(), 3);
+        assert!(matches!(
+            &events[0],
+            NetEvent::Message { client: 7, message, .. } if *message == ack
+        ));
+        assert!(matches!(
+            &events[1],
+            NetEvent::Malformed { client: 7, reason } if reason.contains("reliable")
+        ));
+        assert!(matches!(&events[2], NetEvent::Malformed { client: 7, .. }));
+    }
+
+    #[test]
+    fn a_truncated_direct_payload_is_malformed() {
+        let mut events = Vec::new();
+        direct_events(3, &[lane::DIRECT, 200, 0, 1, 2], &mut events);
+        assert!(matches!(
+            &events[..],
+            [NetEvent::Malformed { client: 3, .. }]
+        ));
     }
 }

@@ -1,20 +1,24 @@
 //! The client's UDP socket loop: netcode over a socket we read ourselves.
 //!
-//! This is `renet_netcode::NetcodeClientTransport` with one addition: it counts
-//! the datagrams and bytes that cross the socket, netcode header and MAC
-//! included. Bandwidth figures (`kasagi bots`, the load scenarios) are quoted
+//! This is `renet_netcode::NetcodeClientTransport` with two additions: the
+//! direct lane ([`crate::lane`]: payloads that start with
+//! [`crate::lane::DIRECT`] never reach renet, and renet flushes only when its
+//! [`AckDuty`] says so), and counters of the datagrams and bytes that cross
+//! the socket, netcode header and MAC included. Bandwidth figures (`kasagi bots`, the load scenarios) are quoted
 //! as what a real client reads from its socket, so they have to be measured
 //! here rather than from the renet messages. On request it also notes when
 //! the kernel received each datagram (see [`UdpTransport::record_arrivals`]).
 
 use std::io;
 use std::net::UdpSocket;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use renet::RenetClient;
 use renetcode::{
     ClientAuthentication, DisconnectReason, NETCODE_MAX_PACKET_BYTES, NetcodeClient, NetcodeError,
 };
+
+use crate::lane::{AckDuty, is_direct};
 
 /// What crossed the socket, netcode header included.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +67,8 @@ pub(crate) struct UdpTransport {
     arrivals: bool,
     /// The newest arrival among the datagrams the last `update` read.
     last_arrival: Option<SystemTime>,
+    /// When renet must flush.
+    duty: AckDuty,
 }
 
 impl UdpTransport {
@@ -79,6 +85,7 @@ impl UdpTransport {
             counters: UdpCounters::default(),
             arrivals: false,
             last_arrival: None,
+            duty: AckDuty::new(Instant::now()),
         })
     }
 
@@ -118,22 +125,50 @@ impl UdpTransport {
         }
     }
 
-    /// Encrypts and sends everything renet has queued.
-    pub fn send_packets(&mut self, renet: &mut RenetClient) -> Result<(), TransportError> {
+    /// renet has messages queued (`reliable`: on the reliable channel):
+    /// flush it at the next chance.
+    pub fn queued(&mut self, reliable: bool) {
+        self.duty.queue(reliable);
+    }
+
+    /// Encrypts and sends one payload (direct, or a renet packet).
+    pub fn send_payload(&mut self, payload: &[u8]) -> Result<(), TransportError> {
         if let Some(reason) = self.netcode.disconnect_reason() {
             return Err(NetcodeError::Disconnected(reason).into());
         }
+        let (addr, packet) = self.netcode.generate_payload_packet(payload)?;
+        self.counters.datagrams_out += 1;
+        self.counters.bytes_out += packet.len() as u64;
+        self.socket.send_to(packet, addr)?;
+        Ok(())
+    }
+
+    /// Encrypts and sends renet's packets if its [`AckDuty`] is due;
+    /// `in_flight`: renet has reliable messages unacknowledged.
+    pub fn flush_renet(
+        &mut self,
+        renet: &mut RenetClient,
+        in_flight: bool,
+    ) -> Result<(), TransportError> {
+        let now = Instant::now();
+        if !self.duty.due(now, || in_flight) {
+            return Ok(());
+        }
+        self.duty.flushed(now);
         for packet in renet.get_packets_to_send() {
-            let (addr, payload) = self.netcode.generate_payload_packet(&packet)?;
-            self.counters.datagrams_out += 1;
-            self.counters.bytes_out += payload.len() as u64;
-            self.socket.send_to(payload, addr)?;
+            self.send_payload(&packet)?;
         }
         Ok(())
     }
 
-    /// Advances netcode by `dt` and feeds every datagram waiting on the socket to renet.
-    pub fn update(&mut self, dt: Duration, renet: &mut RenetClient) -> Result<(), TransportError> {
+    /// Advances netcode by `dt` and reads every datagram waiting on the
+    /// socket: renet's packets go to `renet`, direct payloads to `on_direct`.
+    pub fn update(
+        &mut self,
+        dt: Duration,
+        renet: &mut RenetClient,
+        mut on_direct: impl FnMut(&[u8]),
+    ) -> Result<(), TransportError> {
         if let Some(reason) = self.netcode.disconnect_reason() {
             renet.disconnect_due_to_transport();
             return Err(NetcodeError::Disconnected(reason).into());
@@ -171,7 +206,12 @@ impl UdpTransport {
                 self.last_arrival = Some(self.last_arrival.map_or(at, |t| t.max(at)));
             }
             if let Some(payload) = self.netcode.process_packet(&mut self.buffer[..len]) {
-                renet.process_packet(payload);
+                if is_direct(payload) {
+                    on_direct(payload);
+                } else {
+                    self.duty.hear(payload);
+                    renet.process_packet(payload);
+                }
             }
         }
         if let Some((packet, addr)) = self.netcode.update(dt) {

@@ -1,0 +1,259 @@
+//! The server's UDP socket loop: netcode over a socket we read ourselves.
+//!
+//! This is `renet_netcode::NetcodeServerTransport` with the direct lane
+//! ([`crate::lane`]): payloads that start with [`crate::lane::DIRECT`] carry
+//! clients' stream messages and never reach renet, and renet flushes each
+//! client only when its [`AckDuty`] says so. It also counts what crosses the
+//! socket, netcode header included.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use renet::RenetServer;
+use renetcode::{
+    NETCODE_MAX_PACKET_BYTES, NETCODE_USER_DATA_BYTES, NetcodeServer, ServerConfig, ServerResult,
+};
+
+use crate::client::UdpCounters;
+use crate::lane::{AckDuty, is_direct};
+
+/// How often netcode looks at every connection (timeouts, keep-alives).
+/// netcode finds a connection by a linear search of its slots, so doing it
+/// on every pass of the network thread (thousands a second) cost more than
+/// all the encryption (a tenth of the thread in S2i, 200 clients); its
+/// keep-alives go out every 100 ms and timeouts are seconds.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A netcode server on its own non-blocking socket.
+pub(crate) struct ServerTransport {
+    socket: UdpSocket,
+    netcode: NetcodeServer,
+    buffer: Box<[u8; NETCODE_MAX_PACKET_BYTES]>,
+    counters: UdpCounters,
+    duties: HashMap<u64, AckDuty>,
+    last_sweep: Instant,
+    /// Clients whose renet received packets in the last `update`.
+    heard: Vec<u64>,
+}
+
+/// What the receive path needs besides netcode (borrowed apart from it).
+struct Sink<'a, F> {
+    socket: &'a UdpSocket,
+    counters: &'a mut UdpCounters,
+    duties: &'a mut HashMap<u64, AckDuty>,
+    heard: &'a mut Vec<u64>,
+    renet: &'a mut RenetServer,
+    on_direct: &'a mut F,
+}
+
+impl<F: FnMut(u64, &[u8])> Sink<'_, F> {
+    fn send(&mut self, packet: &[u8], addr: SocketAddr) {
+        self.counters.datagrams_out += 1;
+        self.counters.bytes_out += packet.len() as u64;
+        if let Err(e) = self.socket.send_to(packet, addr) {
+            tracing::debug!("send to {addr}: {e}");
+        }
+    }
+
+    fn handle(&mut self, result: ServerResult) {
+        match result {
+            ServerResult::None => {}
+            ServerResult::PacketToSend { payload, addr } => self.send(payload, addr),
+            ServerResult::Payload { client_id, payload } => {
+                if is_direct(payload) {
+                    (self.on_direct)(client_id, payload);
+                    return;
+                }
+                if let Some(duty) = self.duties.get_mut(&client_id) {
+                    duty.hear(payload);
+                }
+                if !self.heard.contains(&client_id) {
+                    self.heard.push(client_id);
+                }
+                if let Err(e) = self.renet.process_packet_from(payload, client_id) {
+                    tracing::debug!("renet packet from {client_id}: {e}");
+                }
+            }
+            ServerResult::ClientConnected {
+                client_id,
+                addr,
+                payload,
+                ..
+            } => {
+                self.renet.add_connection(client_id);
+                self.duties.insert(client_id, AckDuty::new(Instant::now()));
+                self.send(payload, addr);
+            }
+            ServerResult::ClientDisconnected {
+                client_id,
+                addr,
+                payload,
+            } => {
+                self.renet.remove_connection(client_id);
+                self.duties.remove(&client_id);
+                if let Some(payload) = payload {
+                    self.send(payload, addr);
+                }
+            }
+        }
+    }
+}
+
+impl ServerTransport {
+    pub fn new(config: ServerConfig, socket: UdpSocket) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket,
+            netcode: NetcodeServer::new(config),
+            buffer: Box::new([0; NETCODE_MAX_PACKET_BYTES]),
+            counters: UdpCounters::default(),
+            duties: HashMap::new(),
+            last_sweep: Instant::now(),
+            heard: Vec::new(),
+        })
+    }
+
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.netcode.addresses()
+    }
+
+    pub fn user_data(&self, client: u64) -> Option<[u8; NETCODE_USER_DATA_BYTES]> {
+        self.netcode.user_data(client)
+    }
+
+    pub fn time_since_last_received_packet(&self, client: u64) -> Option<Duration> {
+        self.netcode.time_since_last_received_packet(client)
+    }
+
+    pub fn counters(&self) -> UdpCounters {
+        self.counters
+    }
+
+    /// The clients whose renet received packets in the last [`Self::update`]:
+    /// only their channels can hold new messages.
+    pub fn heard(&self) -> &[u64] {
+        &self.heard
+    }
+
+    /// Advances netcode by `dt` and reads every datagram waiting: renet's
+    /// packets go to `renet`, direct payloads to `on_direct` with their client.
+    pub fn update(
+        &mut self,
+        dt: Duration,
+        renet: &mut RenetServer,
+        mut on_direct: impl FnMut(u64, &[u8]),
+    ) -> io::Result<()> {
+        self.netcode.update(dt);
+        self.heard.clear();
+        let mut sink = Sink {
+            socket: &self.socket,
+            counters: &mut self.counters,
+            duties: &mut self.duties,
+            heard: &mut self.heard,
+            renet,
+            on_direct: &mut on_direct,
+        };
+        loop {
+            let (len, addr) = match self.socket.recv_from(&mut self.buffer[..]) {
+                Ok(read) => read,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    break;
+                }
+                // An earlier send bounced (ICMP port unreachable): not this read's business.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
+                Err(e) => return Err(e),
+            };
+            sink.counters.datagrams_in += 1;
+            sink.counters.bytes_in += len as u64;
+            let result = self.netcode.process_packet(addr, &mut self.buffer[..len]);
+            sink.handle(result);
+        }
+        if self.last_sweep.elapsed() >= SWEEP_INTERVAL {
+            self.last_sweep = Instant::now();
+            for client in self.netcode.clients_id() {
+                let result = self.netcode.update_client(client);
+                sink.handle(result);
+            }
+        }
+        for client in sink.renet.disconnections_id() {
+            let result = self.netcode.disconnect(client);
+            sink.handle(result);
+        }
+        Ok(())
+    }
+
+    /// renet has messages queued for `client` (`reliable`: on the reliable
+    /// channel): flush it at the next chance.
+    pub fn queued(&mut self, client: u64, reliable: bool) {
+        if let Some(duty) = self.duties.get_mut(&client) {
+            duty.queue(reliable);
+        }
+    }
+
+    /// Encrypts and sends one payload (direct, or a renet packet) to `client`.
+    pub fn send_payload(&mut self, client: u64, payload: &[u8]) {
+        match self.netcode.generate_payload_packet(client, payload) {
+            Ok((addr, packet)) => {
+                self.counters.datagrams_out += 1;
+                self.counters.bytes_out += packet.len() as u64;
+                if let Err(e) = self.socket.send_to(packet, addr) {
+                    tracing::debug!("send to client {client}: {e}");
+                }
+            }
+            // Not (or no longer) connected: the payload is lost, as on a lossy link.
+            Err(e) => tracing::debug!("payload for client {client}: {e}"),
+        }
+    }
+
+    /// Sends renet's packets for every client whose [`AckDuty`] is due;
+    /// `in_flight` tells whether a client has reliable messages unacknowledged.
+    pub fn flush_renet(
+        &mut self,
+        renet: &mut RenetServer,
+        in_flight: impl Fn(&RenetServer, u64) -> bool,
+    ) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .duties
+            .iter_mut()
+            .filter_map(|(&client, duty)| {
+                duty.due(now, || in_flight(renet, client)).then(|| {
+                    duty.flushed(now);
+                    client
+                })
+            })
+            .collect();
+        for client in due {
+            let Ok(packets) = renet.get_packets_to_send(client) else {
+                continue;
+            };
+            for packet in packets {
+                self.send_payload(client, &packet);
+            }
+        }
+    }
+
+    /// Disconnects every client and sends the disconnect packets now.
+    pub fn disconnect_all(&mut self, renet: &mut RenetServer) {
+        let mut ignore = |_: u64, _: &[u8]| {};
+        let mut sink = Sink {
+            socket: &self.socket,
+            counters: &mut self.counters,
+            duties: &mut self.duties,
+            heard: &mut self.heard,
+            renet,
+            on_direct: &mut ignore,
+        };
+        for client in self.netcode.clients_id() {
+            let result = self.netcode.disconnect(client);
+            sink.handle(result);
+        }
+    }
+}
