@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Netcode protocol id: clients of another protocol cannot even connect.
-pub const PROTOCOL_ID: u64 = 0x4b41_5341_4749_0001; // "KASAGI" v1
+///
+/// v2: stream messages travel on the direct lane ([`crate::lane`]), which a
+/// v1 peer's renet would reject as malformed packets.
+pub const PROTOCOL_ID: u64 = 0x4b41_5341_4749_0002; // "KASAGI" v2
 
 /// The largest message a peer may send.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
