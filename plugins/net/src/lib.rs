@@ -22,3 +22,4 @@ pub mod keys;
 pub mod lane;
 pub mod protocol;
 pub mod server;
+mod udp;

@@ -4,39 +4,14 @@
 //! messages are still acknowledged although renet no longer flushes on a
 //! timer.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use kasagi_net::client::{ClientAuth, NetClient};
-use kasagi_net::keys::Role;
+use common::connected;
+use kasagi_net::client::NetClient;
 use kasagi_net::protocol::{ClientMessage, ServerMessage};
-use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
-
-/// A connected server and client, and the client's id on the server.
-fn connected() -> (NetServer, NetClient, u64) {
-    let mut server =
-        NetServer::bind("127.0.0.1:0".parse().unwrap(), &[], ServerAuth::Insecure, 8).unwrap();
-    let mut client = NetClient::connect(ClientAuth::Insecure {
-        client_id: 1,
-        server: server.local_addr(),
-        role: Role::Player,
-    })
-    .unwrap();
-    let start = Instant::now();
-    let mut id = None;
-    while id.is_none() || !client.is_connected() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no handshake");
-        for event in server.update() {
-            if let NetEvent::Connected { client, .. } = event {
-                id = Some(client);
-            }
-        }
-        server.flush();
-        client.update().unwrap();
-        client.flush();
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    (server, client, id.unwrap())
-}
+use kasagi_net::server::{NetEvent, NetServer};
 
 /// One round: the server's pass and the client's update, then a short pause.
 fn round(server: &mut NetServer, client: &mut NetClient) -> (Vec<NetEvent>, Vec<ServerMessage>) {

@@ -1,13 +1,14 @@
 //! A 10 MB full state crosses real UDP on 127.0.0.1 in chunks, paced below renet's
 //! per-channel memory limit (overflowing it would disconnect the client).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::connected;
 use kasagi_net::channels::RELIABLE_IN_FLIGHT_BYTES;
-use kasagi_net::client::{ClientAuth, NetClient};
-use kasagi_net::keys::Role;
 use kasagi_net::protocol::ServerMessage;
-use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
+use kasagi_net::server::NetEvent;
 
 const CHUNK: usize = 32 * 1024;
 const TOTAL: usize = 10 * 1024 * 1024;
@@ -18,30 +19,7 @@ fn chunk(i: usize) -> Vec<u8> {
 
 #[test]
 fn ten_megabytes_arrive_whole_and_in_order() {
-    let mut server =
-        NetServer::bind("127.0.0.1:0".parse().unwrap(), &[], ServerAuth::Insecure, 8).unwrap();
-    let mut client = NetClient::connect(ClientAuth::Insecure {
-        client_id: 1,
-        server: server.local_addr(),
-        role: Role::Player,
-    })
-    .unwrap();
-
-    let start = Instant::now();
-    let mut client_id = None;
-    while client_id.is_none() || !client.is_connected() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no handshake");
-        for event in server.update() {
-            if let NetEvent::Connected { client, .. } = event {
-                client_id = Some(client);
-            }
-        }
-        server.flush();
-        client.update().unwrap();
-        client.flush();
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let id = client_id.unwrap();
+    let (mut server, mut client, id) = connected();
 
     let chunks = TOTAL / CHUNK;
     for i in 0..chunks {

@@ -19,6 +19,7 @@ use renetcode::{
 };
 
 use crate::lane::{AckDuty, is_direct};
+use crate::udp;
 
 /// What crossed the socket, netcode header included.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -184,20 +185,10 @@ impl UdpTransport {
             renet.set_connecting();
         }
         self.last_arrival = None;
-        loop {
-            let len = match self.socket.recv_from(&mut self.buffer[..]) {
-                Ok((len, addr)) if addr == self.netcode.server_addr() => len,
-                Ok(_) => continue, // not our server
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    break;
-                }
-                Err(e) => return Err(e.into()),
-            };
+        while let Some((len, addr)) = udp::recv(&self.socket, &mut self.buffer[..])? {
+            if addr != self.netcode.server_addr() {
+                continue; // not our server
+            }
             self.counters.datagrams_in += 1;
             self.counters.bytes_in += len as u64;
             if self.arrivals

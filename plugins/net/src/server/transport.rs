@@ -18,6 +18,7 @@ use renetcode::{
 
 use crate::client::UdpCounters;
 use crate::lane::{AckDuty, is_direct};
+use crate::udp;
 
 /// How often netcode looks at every connection (timeouts, keep-alives).
 /// netcode finds a connection by a linear search of its slots, so doing it
@@ -147,46 +148,47 @@ impl ServerTransport {
     ) -> io::Result<()> {
         self.netcode.update(dt);
         self.heard.clear();
-        let mut sink = Sink {
+        let sweep = self.last_sweep.elapsed() >= SWEEP_INTERVAL;
+        if sweep {
+            self.last_sweep = Instant::now();
+        }
+        let (netcode, buffer, mut sink) = self.split(renet, &mut on_direct);
+        while let Some((len, addr)) = udp::recv(sink.socket, &mut buffer[..])? {
+            sink.counters.datagrams_in += 1;
+            sink.counters.bytes_in += len as u64;
+            sink.handle(netcode.process_packet(addr, &mut buffer[..len]));
+        }
+        if sweep {
+            for client in netcode.clients_id() {
+                sink.handle(netcode.update_client(client));
+            }
+        }
+        for client in sink.renet.disconnections_id() {
+            sink.handle(netcode.disconnect(client));
+        }
+        Ok(())
+    }
+
+    /// netcode, the receive buffer, and what the receive path needs besides
+    /// them, borrowed apart.
+    fn split<'a, F>(
+        &'a mut self,
+        renet: &'a mut RenetServer,
+        on_direct: &'a mut F,
+    ) -> (
+        &'a mut NetcodeServer,
+        &'a mut [u8; NETCODE_MAX_PACKET_BYTES],
+        Sink<'a, F>,
+    ) {
+        let sink = Sink {
             socket: &self.socket,
             counters: &mut self.counters,
             duties: &mut self.duties,
             heard: &mut self.heard,
             renet,
-            on_direct: &mut on_direct,
+            on_direct,
         };
-        loop {
-            let (len, addr) = match self.socket.recv_from(&mut self.buffer[..]) {
-                Ok(read) => read,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    break;
-                }
-                // An earlier send bounced (ICMP port unreachable): not this read's business.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => continue,
-                Err(e) => return Err(e),
-            };
-            sink.counters.datagrams_in += 1;
-            sink.counters.bytes_in += len as u64;
-            let result = self.netcode.process_packet(addr, &mut self.buffer[..len]);
-            sink.handle(result);
-        }
-        if self.last_sweep.elapsed() >= SWEEP_INTERVAL {
-            self.last_sweep = Instant::now();
-            for client in self.netcode.clients_id() {
-                let result = self.netcode.update_client(client);
-                sink.handle(result);
-            }
-        }
-        for client in sink.renet.disconnections_id() {
-            let result = self.netcode.disconnect(client);
-            sink.handle(result);
-        }
-        Ok(())
+        (&mut self.netcode, &mut self.buffer, sink)
     }
 
     /// renet has messages queued for `client` (`reliable`: on the reliable
@@ -243,17 +245,9 @@ impl ServerTransport {
     /// Disconnects every client and sends the disconnect packets now.
     pub fn disconnect_all(&mut self, renet: &mut RenetServer) {
         let mut ignore = |_: u64, _: &[u8]| {};
-        let mut sink = Sink {
-            socket: &self.socket,
-            counters: &mut self.counters,
-            duties: &mut self.duties,
-            heard: &mut self.heard,
-            renet,
-            on_direct: &mut ignore,
-        };
-        for client in self.netcode.clients_id() {
-            let result = self.netcode.disconnect(client);
-            sink.handle(result);
+        let (netcode, _, mut sink) = self.split(renet, &mut ignore);
+        for client in netcode.clients_id() {
+            sink.handle(netcode.disconnect(client));
         }
     }
 }
