@@ -263,7 +263,7 @@ fn drive(
                 bot.next_turn = now + Duration::from_millis(rng.random_range(1000..3000));
                 // Sent at once, so latency runs from the send.
                 bot.client.send_input(bot.heading.to_array(), None);
-                turned.push((i, (Instant::now(), SystemTime::now())));
+                turned.push((i, Instant::now()));
             } else if send_inputs {
                 bot.client.send_input(bot.heading.to_array(), None);
             }

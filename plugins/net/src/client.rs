@@ -25,6 +25,16 @@ use crate::protocol::{
     ClientChannel, ClientMessage, PROTOCOL_ID, ServerChannel, ServerMessage, decode, encode,
 };
 
+/// Decodes a server message that arrived on `channel` into `out`; drops it,
+/// with a warning, when it is malformed or belongs to the other channel.
+fn accept(channel: ServerChannel, bytes: &[u8], out: &mut Vec<ServerMessage>) {
+    match decode::<ServerMessage>(bytes) {
+        Ok(m) if m.channel() == channel => out.push(m),
+        Ok(_) => tracing::warn!("dropped a server message on the wrong channel"),
+        Err(e) => tracing::warn!("dropped a server message: {e}"),
+    }
+}
+
 /// How a client authenticates.
 pub enum ClientAuth {
     /// A connect token minted with the server's key.
@@ -116,17 +126,22 @@ impl NetClient {
         let dt = now - self.last_update;
         self.last_update = now;
         self.renet.update(dt);
-        let mut direct = Vec::new();
+        // Decoded as they are read: the transport reuses its buffer.
+        let (mut direct, mut direct_bytes) = (Vec::new(), 0);
         self.transport
             .update(dt, &mut self.renet, |payload| {
                 for message in lane::messages(payload) {
                     match message {
-                        Ok(bytes) => direct.push(bytes.to_vec()),
+                        Ok(bytes) => {
+                            direct_bytes += bytes.len() as u64;
+                            accept(ServerChannel::Changes, bytes, &mut direct);
+                        }
                         Err(e) => tracing::warn!("dropped a direct payload: {e}"),
                     }
                 }
             })
             .map_err(|e| NetError::Netcode(e.to_string()))?;
+        self.bytes_received += direct_bytes;
         if let Some(reason) = self.transport.disconnect_reason() {
             return Err(NetError::Disconnected(explain(reason)));
         }
@@ -135,22 +150,15 @@ impl NetClient {
         }
         // Reliable messages first, then the stream, as when both were renet
         // channels: a full state is applied before the change sets behind it.
-        let mut received = Vec::new();
+        let mut messages = Vec::new();
         while let Some(bytes) = self.renet.receive_message(ServerChannel::Control) {
-            received.push((ServerChannel::Control, bytes.to_vec()));
-        }
-        received.extend(direct.into_iter().map(|b| (ServerChannel::Changes, b)));
-        while let Some(bytes) = self.renet.receive_message(ServerChannel::Changes) {
-            received.push((ServerChannel::Changes, bytes.to_vec()));
-        }
-        let mut messages = Vec::with_capacity(received.len());
-        for (channel, bytes) in received {
             self.bytes_received += bytes.len() as u64;
-            match decode::<ServerMessage>(&bytes) {
-                Ok(m) if m.channel() == channel => messages.push(m),
-                Ok(_) => tracing::warn!("dropped a server message on the wrong channel"),
-                Err(e) => tracing::warn!("dropped a server message: {e}"),
-            }
+            accept(ServerChannel::Control, &bytes, &mut messages);
+        }
+        messages.append(&mut direct);
+        while let Some(bytes) = self.renet.receive_message(ServerChannel::Changes) {
+            self.bytes_received += bytes.len() as u64;
+            accept(ServerChannel::Changes, &bytes, &mut messages);
         }
         Ok(messages)
     }

@@ -193,6 +193,9 @@ impl NetServer {
                     role: Role::from_user_data(self.transport.user_data(client_id).as_ref()),
                 },
                 ServerEvent::ClientDisconnected { client_id, .. } => {
+                    // Nothing queued for a client that is gone can leave.
+                    self.backlog.remove(&client_id);
+                    self.direct.remove(&client_id);
                     NetEvent::Disconnected { client: client_id }
                 }
             });

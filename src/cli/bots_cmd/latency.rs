@@ -32,8 +32,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) struct Probe {
     heading: Vec2,
     sent: Instant,
-    /// `sent` by the wall clock, which kernel arrival times use.
-    sent_wall: SystemTime,
     own: bool,
     remote: bool,
     /// Whether the probe started within the measured window.
@@ -45,11 +43,10 @@ pub(super) struct Probe {
 }
 
 impl Probe {
-    /// A probe for `clients[me]`'s new `heading`, sent at `sent` (`sent_wall`
-    /// by the wall clock).
+    /// A probe for `clients[me]`'s new `heading`, sent at `sent`.
     pub fn new(
         heading: Vec2,
-        (sent, sent_wall): (Instant, SystemTime),
+        sent: Instant,
         counted: bool,
         me: usize,
         clients: &[&GameClient],
@@ -66,7 +63,6 @@ impl Probe {
         Self {
             heading,
             sent,
-            sent_wall,
             own: false,
             remote: false,
             counted,
@@ -81,9 +77,13 @@ impl Probe {
 pub(super) struct Seen {
     /// When the update finished.
     pub updated: Instant,
-    /// Kernel arrival of the newest datagram it read plus the update's
-    /// duration; `None` when it read none.
-    pub at_arrival: Option<SystemTime>,
+    /// How much earlier than `updated` a client reading its own socket would
+    /// have finished the update: the kernel's arrival of the newest datagram
+    /// it read plus the update's duration; `None` when it read none. Kept as
+    /// a difference of wall-clock times (the kernel's clock) and subtracted
+    /// from the harness's `Instant` figures, so that the figure at arrival is
+    /// never later than the harness's own, however the two clocks round.
+    pub early: Option<Duration>,
 }
 
 impl Seen {
@@ -100,7 +100,11 @@ impl Seen {
         let processing = updated.saturating_duration_since(started);
         Self {
             updated,
-            at_arrival: arrival.map(|t| (t + processing).min(updated_wall)),
+            early: arrival.map(|t| {
+                updated_wall
+                    .duration_since(t + processing)
+                    .unwrap_or(Duration::ZERO)
+            }),
         }
     }
 }
@@ -147,11 +151,9 @@ impl Latency {
             };
             // Without an arrival time (the update read nothing new, or no
             // timestamps here), the update's own finish stands.
-            let micros_at_arrival = |j: usize| match seen.get(j).and_then(|s| s.at_arrival) {
-                Some(at) => at
-                    .duration_since(probe.sent_wall)
-                    .map_or(1, |d| d.as_micros().max(1) as u64),
-                None => micros(j),
+            let micros_at_arrival = |j: usize| {
+                let early = seen.get(j).and_then(|s| s.early).unwrap_or_default();
+                micros(j).saturating_sub(early.as_micros() as u64).max(1)
             };
             if !probe.own && moving_along(clients[i], player, probe.heading) {
                 probe.own = true;
@@ -210,15 +212,15 @@ mod tests {
         let started = Instant::now();
         let updated = started + Duration::from_micros(300);
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        // Landed 5 ms before the harness got to this bot: 5 ms earlier, plus processing.
+        // Landed 5 ms before the harness got to this bot: 5 ms earlier, less processing.
         let early = Seen::new(
             started,
             (updated, wall),
             Some(wall - Duration::from_millis(5)),
         );
         assert_eq!(
-            early.at_arrival,
-            Some(wall - Duration::from_millis(5) + Duration::from_micros(300))
+            early.early,
+            Some(Duration::from_millis(5) - Duration::from_micros(300))
         );
         // Landed while the update ran: the update's end.
         let during = Seen::new(
@@ -226,8 +228,8 @@ mod tests {
             (updated, wall),
             Some(wall - Duration::from_micros(100)),
         );
-        assert_eq!(during.at_arrival, Some(wall));
+        assert_eq!(during.early, Some(Duration::ZERO));
         // Nothing read: no arrival time.
-        assert_eq!(Seen::new(started, (updated, wall), None).at_arrival, None);
+        assert_eq!(Seen::new(started, (updated, wall), None).early, None);
     }
 }
