@@ -10,7 +10,10 @@ use thiserror::Error;
 ///
 /// v2: stream messages travel on the direct lane ([`crate::lane`]), which a
 /// v1 peer's renet would reject as malformed packets.
-pub const PROTOCOL_ID: u64 = 0x4b41_5341_4749_0002; // "KASAGI" v2
+/// v3: an entity's checksum hash covers a digest of its components
+/// (`kasagi_replication::checksum::components_digest`), so a v2 peer's
+/// checksums would never match.
+pub const PROTOCOL_ID: u64 = 0x4b41_5341_4749_0003; // "KASAGI" v3
 
 /// The largest message a peer may send.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;

@@ -207,9 +207,14 @@ fn changed_since<'a>(
         let mut ids: Vec<NetId> = client.pending_after(base).map(|(_, id)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
+        let held_pending = |id: &NetId| {
+            let fast = held_since_pending(client, id, base);
+            debug_assert_eq!(fast, held(id), "{id:?} after {base}");
+            fast
+        };
         return ids
             .iter()
-            .filter(|id| held(id))
+            .filter(|id| held_pending(id))
             .filter_map(with_mask)
             .collect();
     } else if window <= client.visible.len() {
@@ -240,6 +245,21 @@ fn changed_since<'a>(
     };
     changed.sort_unstable_by_key(|(id, _, _)| *id);
     changed
+}
+
+/// Whether `client` held `id`, noted in its pending list after `base`, at
+/// `base` and still does, without a probe of the visible set: 8 % of the S2i
+/// room thread went to that probe.
+///
+/// A pending entry is only noted for an entity visible in its tick, after
+/// `base`. If the entity entered after `base`, `unacked_entries` lists it with
+/// that tick; if it left since, `pending_removals` lists it with the tick it
+/// left. Neither loses such an entry before the client acknowledges that
+/// tick, and a baseline is never older than the acknowledged tick. Both are
+/// small (what entered or left within a round trip), and mostly empty.
+fn held_since_pending(client: &ClientState, id: &NetId, base: u64) -> bool {
+    let after_base = |tick: Option<&u64>| tick.is_some_and(|&t| t > base);
+    !after_base(client.unacked_entries.get(id)) && !after_base(client.pending_removals.get(id))
 }
 
 /// Whether `client`'s checksum, when due, is the mirror's running room sum:

@@ -297,6 +297,7 @@ pub(crate) fn register_entities(
                 trail: Default::default(),
                 hash_public: 0,
                 hash_owner: 0,
+                digest_public: 0,
             },
         );
         server.mirror.by_entity.insert(entity, id);
@@ -340,8 +341,8 @@ pub(crate) fn rehash_changed(server: &mut ReplicationServer, registry: &Replicat
     if server.scratch.hashed {
         return;
     }
-    for id in server.scratch.changed.keys() {
-        server.mirror.rehash(*id, registry);
+    for (id, mask) in &server.scratch.changed {
+        server.mirror.rehash(*id, registry, *mask);
     }
     server.scratch.hashed = true;
 }

@@ -8,7 +8,7 @@ use bevy_platform::collections::{HashMap, HashSet};
 use glam::Vec2;
 
 use crate::change_set::{ComponentBytes, QPos};
-use crate::checksum::{StateChecksum, entity_hash};
+use crate::checksum::{StateChecksum, components_digest, entity_hash_of_digest};
 use crate::net_id::{ClientId, KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
 
@@ -35,6 +35,9 @@ pub(crate) struct EntityRecord {
     /// Hash as seen by a non-owner and by the owner (private components included).
     pub hash_public: u64,
     pub hash_owner: u64,
+    /// The [`components_digest`] of what a non-owner sees, as of the last
+    /// [`EntityRecord::rehash`]: a move rehashes from it.
+    pub digest_public: u64,
 }
 
 impl EntityRecord {
@@ -94,8 +97,14 @@ impl EntityRecord {
         mask
     }
 
-    pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry) {
-        self.hash_public = self.hash_as(id, registry, false);
+    /// Recomputes the entity's hashes; `components_changed` is false when
+    /// only its position changed since the last rehash, so that the stored
+    /// digest of its components still holds.
+    pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry, components_changed: bool) {
+        if components_changed {
+            self.digest_public = self.digest_as(registry, false);
+        }
+        self.hash_public = entity_hash_of_digest(id, self.kind, self.qpos, self.digest_public);
         // Owners see more only when some component is owner-only, and only an
         // owned entity has an owner to see it (most entities have none).
         self.hash_owner = if self.owner.is_some() && registry.has_private_components() {
@@ -107,10 +116,16 @@ impl EntityRecord {
 
     /// The entity's hash as its owner (`owner_view`) or anyone else sees it now.
     fn hash_as(&self, id: NetId, registry: &ReplicationRegistry, owner_view: bool) -> u64 {
+        let digest = self.digest_as(registry, owner_view);
+        entity_hash_of_digest(id, self.kind, self.qpos, digest)
+    }
+
+    /// The [`components_digest`] of what the owner (`owner_view`) or anyone else sees now.
+    fn digest_as(&self, registry: &ReplicationRegistry, owner_view: bool) -> u64 {
         let components = self
             .visible_components(registry, owner_view)
             .map(|(i, b)| (i, &**b));
-        entity_hash(id, self.kind, self.qpos, components)
+        components_digest(components)
     }
 
     pub fn hash_for(&self, client: ClientId) -> u64 {
@@ -213,11 +228,13 @@ impl Mirror {
         Some(record)
     }
 
-    /// Recomputes `id`'s hashes after a change, keeping the room checksum current.
-    pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry) {
+    /// Recomputes `id`'s hashes after a change of the components in `mask`,
+    /// keeping the room checksum current.
+    pub fn rehash(&mut self, id: NetId, registry: &ReplicationRegistry, mask: u64) {
+        let position = registry.position_index().map_or(0, |p| p.bit());
         if let Some(record) = self.records.get_mut(&id) {
             self.room.remove(record.hash_public);
-            record.rehash(id, registry);
+            record.rehash(id, registry, mask & !position != 0);
             self.room.add(record.hash_public);
         }
     }
@@ -242,10 +259,15 @@ impl Mirror {
 }
 
 /// Uniform grid of entity ids by quantized position.
+///
+/// Each cell lists its entities with their positions, so that a view can
+/// tell which of them lie within a distance of its center without a lookup
+/// of their records: a cache miss each, which was most of what re-evaluating
+/// a view's edge cost.
 #[derive(Debug, Default)]
 pub(crate) struct Grid {
     pub cell_quanta: i32,
-    cells: HashMap<(i32, i32), Vec<NetId>>,
+    cells: HashMap<(i32, i32), Vec<(NetId, QPos)>>,
 }
 
 impl Grid {
@@ -265,23 +287,32 @@ impl Grid {
 
     pub fn insert(&mut self, id: NetId, p: QPos) {
         let cell = self.cell_of(p);
-        self.cells.entry(cell).or_default().push(id);
+        self.cells.entry(cell).or_default().push((id, p));
     }
 
     pub fn remove(&mut self, id: NetId, p: QPos) {
         let cell = self.cell_of(p);
-        if let Some(ids) = self.cells.get_mut(&cell) {
-            if let Some(i) = ids.iter().position(|&x| x == id) {
-                ids.swap_remove(i);
+        if let Some(entries) = self.cells.get_mut(&cell) {
+            if let Some(i) = entries.iter().position(|&(x, _)| x == id) {
+                entries.swap_remove(i);
             }
-            if ids.is_empty() {
+            if entries.is_empty() {
                 self.cells.remove(&cell);
             }
         }
     }
 
     pub fn relocate(&mut self, id: NetId, from: Option<QPos>, to: Option<QPos>) {
-        if from.map(|p| self.cell_of(p)) == to.map(|p| self.cell_of(p)) {
+        if let (Some(from), Some(to)) = (from, to)
+            && self.cell_of(from) == self.cell_of(to)
+        {
+            if let Some(entry) = self
+                .cells
+                .get_mut(&self.cell_of(to))
+                .and_then(|entries| entries.iter_mut().find(|(x, _)| *x == id))
+            {
+                entry.1 = to;
+            }
             return;
         }
         if let Some(p) = from {
@@ -305,17 +336,30 @@ impl Grid {
         (y0..=y1).flat_map(move |cy| (x0..=x1).map(move |cx| (cx, cy)))
     }
 
-    /// Every id in cells overlapping the disc of radius `reach` around `center` (in quanta).
+    /// Every id within `reach` of `center` (in quanta), and perhaps a few
+    /// just beyond (see [`Grid::in_ring`]).
     pub fn around(&self, center: QPos, reach: i32, f: impl FnMut(NetId)) {
         self.in_ring(center, 0.0, f64::from(reach), f);
     }
 
-    /// Every id in cells overlapping the ring `inner ..= outer` around `center`
-    /// (in quanta): what a view must look at again when its center shifts a little.
+    /// Every id between `inner` and `outer` of `center` (in quanta): what a
+    /// view must look at again when its center shifts a little. The ring is
+    /// widened by a quantum on both sides, so that no rounding of the
+    /// caller's radii (square roots) drops an entity at its edge.
     pub fn in_ring(&self, center: QPos, inner: f64, outer: f64, mut f: impl FnMut(NetId)) {
-        for cell in self.cells_in_ring(center, inner, outer) {
-            if let Some(ids) = self.cells.get(&cell) {
-                ids.iter().copied().for_each(&mut f);
+        let (min, max) = ((inner - 1.0).max(0.0), outer + 1.0);
+        let (min_sq, max_sq) = (min * min, max * max);
+        for cell in self.cells_in_ring(center, min, max) {
+            let Some(entries) = self.cells.get(&cell) else {
+                continue;
+            };
+            for &(id, p) in entries {
+                let dx = f64::from(p.x) - f64::from(center.x);
+                let dy = f64::from(p.y) - f64::from(center.y);
+                let d_sq = dx * dx + dy * dy;
+                if d_sq >= min_sq && d_sq <= max_sq {
+                    f(id);
+                }
             }
         }
     }
@@ -363,4 +407,45 @@ pub(crate) fn quantize(v: Vec2, precision: f32) -> QPos {
 /// The position a quantized value stands for.
 pub fn dequantize(p: QPos, precision: f32) -> Vec2 {
     Vec2::new(p.x as f32 * precision, p.y as f32 * precision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_ids(grid: &Grid, inner: f64, outer: f64) -> Vec<u64> {
+        let mut ids = Vec::new();
+        grid.in_ring(QPos { x: 0, y: 0 }, inner, outer, |id| ids.push(id.0));
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn the_ring_holds_what_lies_between_its_radii_not_whole_cells() {
+        let mut grid = Grid::new(100);
+        // All in the cells overlapping the ring 40..=60; only 2 and 3 within it.
+        for (id, x) in [(1, 30), (2, 40), (3, 60), (4, 70)] {
+            grid.relocate(NetId(id), None, Some(QPos { x, y: 0 }));
+        }
+        assert_eq!(ring_ids(&grid, 40.0, 60.0), [2, 3]);
+        // A quantum of slack either side, for the callers' rounding.
+        assert_eq!(ring_ids(&grid, 41.0, 59.0), [2, 3]);
+        assert_eq!(ring_ids(&grid, 42.0, 58.0), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn moves_within_a_cell_update_the_position_the_ring_reads() {
+        let mut grid = Grid::new(100);
+        let at = |x| Some(QPos { x, y: 0 });
+        grid.relocate(NetId(1), None, at(50));
+        assert_eq!(ring_ids(&grid, 40.0, 60.0), [1]);
+        grid.relocate(NetId(1), at(50), at(90));
+        assert_eq!(ring_ids(&grid, 40.0, 60.0), Vec::<u64>::new());
+        assert_eq!(ring_ids(&grid, 80.0, 100.0), [1]);
+        // Into another cell, and out of the grid.
+        grid.relocate(NetId(1), at(90), at(150));
+        assert_eq!(ring_ids(&grid, 140.0, 160.0), [1]);
+        grid.relocate(NetId(1), at(150), None);
+        assert_eq!(ring_ids(&grid, 0.0, 1000.0), Vec::<u64>::new());
+    }
 }
