@@ -182,7 +182,7 @@ fn collect_removed<C: ReplicatedComponent>(
         record.touch(index, server.tick);
         if is_position && let Some(q) = record.qpos.take() {
             record.trail.record(server.tick, None);
-            server.mirror.grid.remove(id, q);
+            server.mirror.grid.remove(id);
             server.mirror.refresh_everywhere(id);
             server.scratch.moved.push((id, Some(q)));
         }
@@ -220,9 +220,7 @@ pub(crate) fn detect_despawns(
         let Some(record) = server.mirror.remove(id) else {
             continue;
         };
-        if let Some(q) = record.qpos {
-            server.mirror.grid.remove(id, q);
-        }
+        server.mirror.grid.remove(id);
         server.mirror.everywhere.remove(&id);
         kind_changes(&mut server.scratch.kinds, record.kind)
             .deleted
