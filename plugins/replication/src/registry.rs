@@ -130,6 +130,11 @@ impl ReplicationRegistry {
         &self.components
     }
 
+    /// The mask with every registered component's bit set.
+    pub(crate) fn components_mask(&self) -> u64 {
+        (0..self.components.len()).fold(0, |mask, i| mask | 1 << i)
+    }
+
     /// The component at `index`, if registered.
     pub fn component(&self, index: ComponentIndex) -> Option<&ComponentInfo> {
         self.components.get(usize::from(index.0))

@@ -291,6 +291,7 @@ pub(crate) fn register_entities(
                 components: vec![None; registry.components().len()],
                 changed_at: vec![tick; registry.components().len()],
                 last_change: tick,
+                last_mask: registry.components_mask(),
                 qpos: None,
                 trail: Default::default(),
                 hash_public: 0,

@@ -15,44 +15,65 @@ use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
 use crate::id_map::IdMap;
 
 /// One replicated entity as the server last replicated it.
+///
+/// `repr(C)`, hot fields first: interest reads the placement (position,
+/// owner, flags, hashes) and every build reads `last_change` and
+/// `last_mask` of each changed entity it sends, so those share the
+/// record's first cache lines instead of landing wherever the compiler's
+/// size-driven order puts them among the trail and the vectors.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct EntityRecord {
+    pub qpos: Option<QPos>,
     pub kind: KindId,
-    /// The tick the entity started replicating.
-    pub created_at: u64,
-    pub owner: Option<ClientId>,
     pub always_relevant: bool,
+    pub owner: Option<ClientId>,
+    /// The newest of `changed_at`.
+    pub last_change: u64,
+    /// The components whose `changed_at` is `last_change`: all that changed
+    /// after `last_change - 1`, the baseline of a chained delta in step, so
+    /// such a build needs no look at `changed_at`.
+    pub last_mask: u64,
+    /// Hash as seen by a non-owner and by the owner (private components included).
+    pub hash_public: u64,
+    pub hash_owner: u64,
+    /// Recent values of `qpos`, the base of position deltas.
+    pub trail: super::trail::PositionTrail,
     /// Serialized component values by registry index (the position component's
     /// bytes included, for lossless change sets; clients get it as `qpos`).
     pub components: Vec<Option<ComponentBytes>>,
     /// The tick each component last changed for clients (the position: its quantum).
     pub changed_at: Vec<u64>,
-    /// The newest of `changed_at`.
-    pub last_change: u64,
-    pub qpos: Option<QPos>,
-    /// Recent values of `qpos`, the base of position deltas.
-    pub trail: super::trail::PositionTrail,
-    /// Hash as seen by a non-owner and by the owner (private components included).
-    pub hash_public: u64,
-    pub hash_owner: u64,
+    /// The tick the entity started replicating.
+    pub created_at: u64,
     /// The [`components_digest`] of what a non-owner sees, as of the last
     /// [`EntityRecord::rehash`]: a move rehashes from it.
     pub digest_public: u64,
 }
 
 impl EntityRecord {
-    /// Records a client-visible change of component `index` at `tick`.
+    /// Records a client-visible change of component `index` at `tick`, the
+    /// current tick (never older than an earlier call's).
     pub fn touch(&mut self, index: ComponentIndex, tick: u64) {
         if let Some(t) = self.changed_at.get_mut(usize::from(index.0)) {
             *t = tick;
         }
-        self.last_change = tick;
+        if tick > self.last_change {
+            self.last_change = tick;
+            self.last_mask = 0;
+        }
+        if tick == self.last_change {
+            self.last_mask |= index.bit();
+        }
     }
 
     /// The mask of components changed after `tick`.
     pub fn changed_since(&self, tick: u64) -> u64 {
         if self.last_change <= tick {
             return 0;
+        }
+        if self.last_change - 1 == tick {
+            return self.last_mask;
         }
         self.changed_at
             .iter()
@@ -434,6 +455,40 @@ pub fn dequantize(p: QPos, precision: f32) -> Vec2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changed_since_agrees_with_the_ticks_of_each_component() {
+        let mut record = EntityRecord {
+            qpos: None,
+            kind: KindId(0),
+            always_relevant: false,
+            owner: None,
+            last_change: 1,
+            last_mask: 0b111,
+            hash_public: 0,
+            hash_owner: 0,
+            trail: Default::default(),
+            components: vec![None; 3],
+            changed_at: vec![1; 3],
+            created_at: 1,
+            digest_public: 0,
+        };
+        // A fixed pseudo-random schedule: some ticks touch several
+        // components, some none, some the same one twice.
+        let mut seed = 7_u64;
+        for tick in 2..60 {
+            for _ in 0..(tick % 4) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                record.touch(ComponentIndex((seed >> 33) as u8 % 3), tick);
+            }
+            for base in 0..=tick {
+                let slow = (0..3)
+                    .filter(|&i| record.changed_at[i] > base)
+                    .fold(0, |mask, i| mask | 1 << i);
+                assert_eq!(record.changed_since(base), slow, "tick {tick}, base {base}");
+            }
+        }
+    }
 
     fn ring_ids(grid: &Grid, inner: f64, outer: f64) -> Vec<u64> {
         let mut ids = Vec::new();
