@@ -1,0 +1,222 @@
+//! The interest grid: replicated entities filed by cell, with their positions.
+
+use bevy_platform::collections::HashMap;
+
+use crate::change_set::QPos;
+use crate::id_map::IdMap;
+use crate::net_id::NetId;
+
+/// Uniform grid of entity ids by quantized position.
+///
+/// Each cell lists its entities with their positions, so that a view can
+/// tell which of them lie within a distance of its center without a lookup
+/// of their records: a cache miss each, which was most of what re-evaluating
+/// a view's edge cost. Every move must then update the listed position, so
+/// the grid also knows where each entity is filed: a move within its cell
+/// (most moves) is one write, with neither a hash nor a search of the cell.
+#[derive(Debug, Default)]
+pub(crate) struct Grid {
+    pub cell_quanta: i32,
+    /// Cell coordinates → index in `cells`. Cells that empty keep their
+    /// index (their storage is freed): the grid holds every cell ever used.
+    index: HashMap<(i32, i32), u32>,
+    cells: Vec<Vec<(NetId, QPos)>>,
+    /// Where each entity is filed: its cell's index and its place in it.
+    filed: IdMap<(u32, u32)>,
+}
+
+impl Grid {
+    pub fn new(cell_quanta: i32) -> Self {
+        Self {
+            cell_quanta: cell_quanta.max(1),
+            ..Self::default()
+        }
+    }
+
+    pub fn cell_of(&self, p: QPos) -> (i32, i32) {
+        (
+            p.x.div_euclid(self.cell_quanta),
+            p.y.div_euclid(self.cell_quanta),
+        )
+    }
+
+    /// Files `id` at `p`; it must not be filed already.
+    fn insert(&mut self, id: NetId, p: QPos) {
+        let cell = self.cell_of(p);
+        let cells = &mut self.cells;
+        let c = *self.index.entry(cell).or_insert_with(|| {
+            cells.push(Vec::new());
+            (cells.len() - 1) as u32
+        });
+        let entries = &mut self.cells[c as usize];
+        entries.push((id, p));
+        self.filed.insert(id, (c, (entries.len() - 1) as u32));
+    }
+
+    /// Takes `id` off the grid.
+    pub fn remove(&mut self, id: NetId) {
+        let Some((c, i)) = self.filed.remove(&id) else {
+            return;
+        };
+        let Some(entries) = self.cells.get_mut(c as usize) else {
+            return;
+        };
+        if (i as usize) < entries.len() {
+            entries.swap_remove(i as usize);
+        }
+        if let Some(&(moved, _)) = entries.get(i as usize)
+            && let Some(place) = self.filed.get_mut(&moved)
+        {
+            place.1 = i;
+        }
+        if entries.is_empty() {
+            *entries = Vec::new();
+        }
+    }
+
+    /// Moves `id` from `from` to `to` (`None`: off the grid).
+    pub fn relocate(&mut self, id: NetId, from: Option<QPos>, to: Option<QPos>) {
+        if let (Some(from), Some(to)) = (from, to)
+            && self.cell_of(from) == self.cell_of(to)
+            && let Some(&(c, i)) = self.filed.get(&id)
+            && let Some(entry) = self
+                .cells
+                .get_mut(c as usize)
+                .and_then(|e| e.get_mut(i as usize))
+        {
+            entry.1 = to;
+            return;
+        }
+        self.remove(id);
+        if let Some(p) = to {
+            self.insert(id, p);
+        }
+    }
+
+    /// The cells overlapping the square `center ± reach` (in quanta).
+    pub fn cells_around(&self, center: QPos, reach: i32) -> impl Iterator<Item = (i32, i32)> {
+        let (x0, y0) = self.cell_of(QPos {
+            x: center.x.saturating_sub(reach),
+            y: center.y.saturating_sub(reach),
+        });
+        let (x1, y1) = self.cell_of(QPos {
+            x: center.x.saturating_add(reach),
+            y: center.y.saturating_add(reach),
+        });
+        (y0..=y1).flat_map(move |cy| (x0..=x1).map(move |cx| (cx, cy)))
+    }
+
+    /// Every id within `reach` of `center` (in quanta), and perhaps a few
+    /// just beyond (see [`Grid::in_ring`]).
+    pub fn around(&self, center: QPos, reach: i32, f: impl FnMut(NetId)) {
+        self.in_ring(center, 0.0, f64::from(reach), f);
+    }
+
+    /// Every id between `inner` and `outer` of `center` (in quanta): what a
+    /// view must look at again when its center shifts a little. The ring is
+    /// widened by a quantum on both sides, so that no rounding of the
+    /// caller's radii (square roots) drops an entity at its edge.
+    pub fn in_ring(&self, center: QPos, inner: f64, outer: f64, mut f: impl FnMut(NetId)) {
+        let (min, max) = ((inner - 1.0).max(0.0), outer + 1.0);
+        let (min_sq, max_sq) = (min * min, max * max);
+        for cell in self.cells_in_ring(center, min, max) {
+            let Some(&c) = self.index.get(&cell) else {
+                continue;
+            };
+            for &(id, p) in &self.cells[c as usize] {
+                let dx = f64::from(p.x) - f64::from(center.x);
+                let dy = f64::from(p.y) - f64::from(center.y);
+                let d_sq = dx * dx + dy * dy;
+                if d_sq >= min_sq && d_sq <= max_sq {
+                    f(id);
+                }
+            }
+        }
+    }
+
+    /// The cells overlapping the ring `inner ..= outer` around `center` (in quanta).
+    pub fn cells_in_ring(
+        &self,
+        center: QPos,
+        inner: f64,
+        outer: f64,
+    ) -> impl Iterator<Item = (i32, i32)> {
+        let q = f64::from(self.cell_quanta);
+        let (px, py) = (f64::from(center.x), f64::from(center.y));
+        let reach = outer.ceil().min(f64::from(i32::MAX)) as i32;
+        self.cells_around(center, reach).filter(move |&(cx, cy)| {
+            // Distances from the center to the nearest and farthest points of the cell.
+            let (x0, y0) = (f64::from(cx) * q, f64::from(cy) * q);
+            let (x1, y1) = (x0 + q, y0 + q);
+            let near_x = (x0 - px).max(px - x1).max(0.0);
+            let near_y = (y0 - py).max(py - y1).max(0.0);
+            let far_x = (px - x0).abs().max((x1 - px).abs());
+            let far_y = (py - y0).abs().max((y1 - py).abs());
+            near_x * near_x + near_y * near_y <= outer * outer
+                && far_x * far_x + far_y * far_y >= inner * inner
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_ids(grid: &Grid, inner: f64, outer: f64) -> Vec<u64> {
+        let mut ids = Vec::new();
+        grid.in_ring(QPos { x: 0, y: 0 }, inner, outer, |id| ids.push(id.0));
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn the_ring_holds_what_lies_between_its_radii_not_whole_cells() {
+        let mut grid = Grid::new(100);
+        // All in the cells overlapping the ring 40..=60; only 2 and 3 within it.
+        for (id, x) in [(1, 30), (2, 40), (3, 60), (4, 70)] {
+            grid.relocate(NetId(id), None, Some(QPos { x, y: 0 }));
+        }
+        assert_eq!(ring_ids(&grid, 40.0, 60.0), [2, 3]);
+        // A quantum of slack either side, for the callers' rounding.
+        assert_eq!(ring_ids(&grid, 41.0, 59.0), [2, 3]);
+        assert_eq!(ring_ids(&grid, 42.0, 58.0), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn moves_within_a_cell_update_the_position_the_ring_reads() {
+        let mut grid = Grid::new(100);
+        let at = |x| Some(QPos { x, y: 0 });
+        grid.relocate(NetId(1), None, at(50));
+        assert_eq!(ring_ids(&grid, 40.0, 60.0), [1]);
+        grid.relocate(NetId(1), at(50), at(90));
+        assert_eq!(ring_ids(&grid, 40.0, 60.0), Vec::<u64>::new());
+        assert_eq!(ring_ids(&grid, 80.0, 100.0), [1]);
+        // Into another cell, and out of the grid.
+        grid.relocate(NetId(1), at(90), at(150));
+        assert_eq!(ring_ids(&grid, 140.0, 160.0), [1]);
+        grid.relocate(NetId(1), at(150), None);
+        assert_eq!(ring_ids(&grid, 0.0, 1000.0), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn removal_keeps_the_other_entities_of_the_cell_filed() {
+        let mut grid = Grid::new(100);
+        let at = |x| Some(QPos { x, y: 0 });
+        for id in 1..=4 {
+            grid.relocate(NetId(id), None, at(10 * id as i32));
+        }
+        // 4 takes 2's place in the cell; its moves must still find it.
+        grid.remove(NetId(2));
+        grid.relocate(NetId(4), at(40), at(95));
+        grid.relocate(NetId(3), at(30), at(5));
+        assert_eq!(ring_ids(&grid, 90.0, 100.0), [4]);
+        assert_eq!(ring_ids(&grid, 0.0, 8.0), [3]);
+        assert_eq!(ring_ids(&grid, 0.0, 100.0), [1, 3, 4]);
+        // An emptied cell fills again.
+        for id in [1, 3, 4] {
+            grid.remove(NetId(id));
+        }
+        grid.relocate(NetId(5), None, at(50));
+        assert_eq!(ring_ids(&grid, 0.0, 100.0), [5]);
+    }
+}
