@@ -47,15 +47,17 @@ impl std::fmt::Display for FieldValue {
 /// Calls `out(path, old, new)` for every leaf field whose value differs between `old` and `new`.
 ///
 /// `path` holds the prefix (normally the component name) and is restored on return.
+///
+/// Only leaves are compared: the server diffs only components whose bytes
+/// changed, so comparing a whole struct first (reflection's equality walks
+/// every field) and then its fields again was a second walk for nothing
+/// (a struct's reflected equality is its fields', so the result is the same).
 pub fn diff_fields(
     old: &dyn PartialReflect,
     new: &dyn PartialReflect,
     path: &mut String,
     out: &mut dyn FnMut(&str, FieldValue, FieldValue),
 ) {
-    if old.reflect_partial_eq(new) == Some(true) {
-        return;
-    }
     match (old.reflect_ref(), new.reflect_ref()) {
         (ReflectRef::Struct(a), ReflectRef::Struct(b)) => {
             for i in 0..a.field_len() {
@@ -83,7 +85,11 @@ pub fn diff_fields(
                 path.truncate(len);
             }
         }
-        _ => out(path, leaf_value(old), leaf_value(new)),
+        _ => {
+            if old.reflect_partial_eq(new) != Some(true) {
+                out(path, leaf_value(old), leaf_value(new));
+            }
+        }
     }
 }
 
