@@ -38,12 +38,11 @@ pub fn components_digest<'a>(components: impl IntoIterator<Item = (u8, &'a [u8])
 }
 
 /// [`entity_hash`] from the entity's [`components_digest`].
-///
-/// Its input has a fixed layout (id, kind, a position tag and the position
-/// if any, the digest), so it is laid out in a small array of its own: a
-/// [`HashInput`] zeroed its whole buffer and was moved to be digested, one
-/// `memcpy` call and most of the cost of rehashing a moved entity.
 pub fn entity_hash_of_digest(id: NetId, kind: KindId, position: Option<QPos>, digest: u64) -> u64 {
+    // A fixed layout (id, kind, a position tag and the position if any, the
+    // digest) in an array of its own: a `HashInput` zeroed its whole buffer
+    // and was moved to be digested, a `memcpy` call and most of the cost of
+    // rehashing a moved entity.
     let mut bytes = [0u8; 27];
     bytes[..8].copy_from_slice(&id.0.to_le_bytes());
     bytes[8..10].copy_from_slice(&kind.0.to_le_bytes());
