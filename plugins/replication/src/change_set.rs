@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::fields::FieldValue;
 use crate::net_id::{KindId, NetId};
 
+mod component_bytes;
+pub use component_bytes::ComponentBytes;
+
 /// Everything that changed in a room during one tick.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FullChangeSet {
@@ -70,11 +73,6 @@ impl KindChanges {
         self.deleted.clear();
     }
 }
-
-/// A component value encoded with the replication codec. Shared: a value is
-/// serialized once when it changes and handed to the full change set and to
-/// every client's change set without a copy. Serialized as a byte sequence.
-pub type ComponentBytes = std::sync::Arc<[u8]>;
 
 /// A registered component name, shared by every change that names it.
 /// Serialized as a plain string.
