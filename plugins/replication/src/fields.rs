@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use bevy_reflect::{PartialReflect, ReflectRef};
 use serde::{Deserialize, Serialize};
 
+mod leaf_plan;
+pub(crate) use leaf_plan::LeafPlan;
+
 /// The value of one leaf field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FieldValue {
@@ -99,6 +102,16 @@ pub fn visit_fields(
     path: &mut String,
     out: &mut dyn FnMut(&str, FieldValue),
 ) {
+    walk_leaves(value, path, &mut |path, leaf| out(path, leaf_value(leaf)));
+}
+
+/// Calls `out(path, leaf)` for every leaf of `value`, in the order and with
+/// the paths [`diff_fields`] uses.
+fn walk_leaves(
+    value: &dyn PartialReflect,
+    path: &mut String,
+    out: &mut dyn FnMut(&str, &dyn PartialReflect),
+) {
     match value.reflect_ref() {
         ReflectRef::Struct(s) => {
             for i in 0..s.field_len() {
@@ -106,24 +119,24 @@ pub fn visit_fields(
                     continue;
                 };
                 let len = push_segment(path, name);
-                visit_fields(field, path, out);
+                walk_leaves(field, path, out);
                 path.truncate(len);
             }
         }
         ReflectRef::TupleStruct(t) if t.field_len() == 1 => {
             if let Some(field) = t.field(0) {
-                visit_fields(field, path, out);
+                walk_leaves(field, path, out);
             }
         }
         ReflectRef::TupleStruct(t) => {
             for i in 0..t.field_len() {
                 let Some(field) = t.field(i) else { continue };
                 let len = push_segment(path, &i.to_string());
-                visit_fields(field, path, out);
+                walk_leaves(field, path, out);
                 path.truncate(len);
             }
         }
-        _ => out(path, leaf_value(value)),
+        _ => out(path, value),
     }
 }
 

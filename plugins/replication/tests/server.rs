@@ -103,6 +103,37 @@ fn full_change_set_has_created_field_updates_and_deletions_by_kind() {
 }
 
 #[test]
+fn a_component_added_back_records_its_fields_from_absent() {
+    let (mut app, units) = server();
+    let a = spawn(&mut app, units, Vec2::ONE);
+    app.update();
+    app.world_mut().entity_mut(a).remove::<Health>();
+    app.update();
+    let removed = &change_set(&app).kinds["units"];
+    assert_eq!(removed.written.len(), 1);
+    assert_eq!(removed.written[0].bytes, None, "a removal writes no value");
+    assert!(removed.updated.is_empty(), "{:?}", removed.updated);
+
+    app.world_mut().entity_mut(a).insert(Health(7));
+    app.update();
+    let added = &change_set(&app).kinds["units"];
+    assert_eq!(added.updated.len(), 1, "{:?}", added.updated);
+    let change = &added.updated[0];
+    assert_eq!(&*change.field, "health");
+    assert_eq!(change.old, FieldValue::Debug("<absent>".into()));
+    assert_eq!(change.new, FieldValue::Uint(7));
+
+    // And from then on it diffs against the value added.
+    app.world_mut().get_mut::<Health>(a).unwrap().0 = 6;
+    app.update();
+    let change = &change_set(&app).kinds["units"].updated[0];
+    assert_eq!(
+        (&change.old, &change.new),
+        (&FieldValue::Uint(7), &FieldValue::Uint(6))
+    );
+}
+
+#[test]
 fn writes_of_equal_values_are_not_changes() {
     let (mut app, units) = server();
     let a = spawn(&mut app, units, Vec2::ONE);

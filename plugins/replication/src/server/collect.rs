@@ -11,7 +11,7 @@ use bevy_ecs::schedule::ScheduleLabel;
 
 use super::ReplicationServer;
 use super::mirror::{EntityRecord, quantize};
-use super::record::{Shadows, record_field_changes, seal_change_set};
+use super::record::{FieldDiffQueue, record_field_changes, seal_change_set};
 use crate::ReplicationSystems;
 use crate::change_set::{ComponentBytes, ComponentWrite, KindChanges};
 use crate::codec::encode_component_into;
@@ -23,21 +23,20 @@ use crate::registry::{ComponentIndex, PositionGetter, ReplicatedComponent, Repli
 
 /// Replicated entities whose `C` changed since the system last ran.
 type ChangedQuery<'w, 's, C> =
-    Query<'w, 's, (Entity, &'static NetId, &'static C), (With<Replicated>, Changed<C>)>;
+    Query<'w, 's, (&'static NetId, &'static C), (With<Replicated>, Changed<C>)>;
 
 pub(crate) fn add_component_systems<C: ReplicatedComponent>(
     app: &mut App,
     schedule: Interned<dyn ScheduleLabel>,
     index: ComponentIndex,
 ) {
-    app.init_resource::<Shadows<C>>();
+    app.init_resource::<FieldDiffQueue<C>>();
     app.add_systems(
         schedule,
         (move |server: ResMut<ReplicationServer>,
                registry: Res<ReplicationRegistry>,
-               shadows: ResMut<Shadows<C>>,
-               components: Query<&C>| {
-            record_field_changes::<C>(index, server, registry, shadows, components)
+               queue: ResMut<FieldDiffQueue<C>>| {
+            record_field_changes::<C>(index, server, registry, queue)
         })
         .in_set(ReplicationSystems::Record)
         .before(seal_change_set),
@@ -49,18 +48,17 @@ pub(crate) fn add_component_systems<C: ReplicatedComponent>(
         (
             move |server: ResMut<ReplicationServer>,
                   registry: Res<ReplicationRegistry>,
-                  shadows: ResMut<Shadows<C>>,
                   removed: RemovedComponents<C>,
                   alive: Query<Has<C>, With<Replicated>>| {
-                collect_removed::<C>(index, server, registry, shadows, removed, alive)
+                collect_removed::<C>(index, server, registry, removed, alive)
             },
             move |server: ResMut<ReplicationServer>,
                   registry: Res<ReplicationRegistry>,
                   config: Res<ReplicationConfig>,
-                  shadows: ResMut<Shadows<C>>,
+                  queue: ResMut<FieldDiffQueue<C>>,
                   getter: Option<Res<PositionGetter<C>>>,
                   changed: ChangedQuery<C>| {
-                collect_changed::<C>(index, server, registry, config, shadows, getter, changed)
+                collect_changed::<C>(index, server, registry, config, queue, getter, changed)
             },
         )
             .chain()
@@ -81,7 +79,7 @@ fn collect_changed<C: ReplicatedComponent>(
     mut server: ResMut<ReplicationServer>,
     registry: Res<ReplicationRegistry>,
     config: Res<ReplicationConfig>,
-    mut shadows: ResMut<Shadows<C>>,
+    mut queue: ResMut<FieldDiffQueue<C>>,
     getter: Option<Res<PositionGetter<C>>>,
     changed: ChangedQuery<C>,
 ) {
@@ -95,7 +93,7 @@ fn collect_changed<C: ReplicatedComponent>(
     let mut encoded = Vec::new();
     // `for_each` takes Bevy's dense-table fast path; a `for` loop steps the
     // iterator entity by entity, which doubles the cost of an idle scan.
-    changed.iter().for_each(|(entity, &id, value)| {
+    changed.iter().for_each(|(&id, value)| {
         let Some(record) = server.mirror.records.get_mut(&id) else {
             return;
         };
@@ -107,7 +105,7 @@ fn collect_changed<C: ReplicatedComponent>(
             return;
         }
         let bytes: ComponentBytes = encoded.as_slice().into();
-        shadows.queue(entity, id);
+        let old = record.components[slot].replace(bytes.clone());
         let mut bit = index.bit();
         if !created {
             kind_changes(&mut server.scratch.kinds, record.kind)
@@ -117,8 +115,8 @@ fn collect_changed<C: ReplicatedComponent>(
                     component: name.clone(),
                     bytes: Some(bytes.clone()),
                 });
+            queue.queue(id, record.kind, old, bytes);
         }
-        record.components[slot] = Some(bytes);
         let mut placed = false;
         if is_position && let Some(getter) = &getter {
             let q = quantize((getter.0)(value), config.position_precision);
@@ -148,7 +146,6 @@ fn collect_removed<C: ReplicatedComponent>(
     index: ComponentIndex,
     mut server: ResMut<ReplicationServer>,
     registry: Res<ReplicationRegistry>,
-    mut shadows: ResMut<Shadows<C>>,
     mut removed: RemovedComponents<C>,
     alive: Query<Has<C>, With<Replicated>>,
 ) {
@@ -171,7 +168,6 @@ fn collect_removed<C: ReplicatedComponent>(
         if record.components[usize::from(index.0)].take().is_none() {
             continue;
         }
-        shadows.forget(id);
         kind_changes(&mut server.scratch.kinds, record.kind)
             .written
             .push(ComponentWrite {

@@ -14,127 +14,88 @@
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
-use bevy_platform::collections::HashMap;
-use bevy_platform::collections::hash_map::Entry;
 
 use super::ReplicationServer;
 use super::collect::kind_changes;
 
 use crate::change_set::{
-    ComponentValue, EntitySnapshot, FieldChange, FieldPath, FullChangeSet, KindChanges,
+    ComponentBytes, ComponentValue, EntitySnapshot, FieldChange, FullChangeSet, KindChanges,
 };
-use crate::fields::{FieldValue, diff_fields, visit_fields};
 use crate::net_id::{KindId, NetId};
 use crate::registry::{ComponentIndex, ReplicatedComponent, ReplicationRegistry};
 
-/// The last recorded value of every entity's `C`, to diff fields against,
-/// and the entities whose `C` collection passed on this tick.
+mod differ;
+use differ::FieldDiffer;
+
+/// The values of `C` that collection found changed this tick, as the bytes
+/// it replaced and the bytes it stored, for recording to diff.
+///
+/// The old value is the mirror's last replicated bytes, so the server keeps
+/// no second copy of every component to diff against.
 #[derive(Resource)]
-pub(crate) struct Shadows<C: Component> {
-    values: HashMap<NetId, C>,
-    paths: PathCache,
-    /// Filled by collection, so that recording visits the changed entities
-    /// without a second `Changed<C>` scan (which would double an idle tick).
-    queued: Vec<(Entity, NetId)>,
+pub(crate) struct FieldDiffQueue<C: Component> {
+    queued: Vec<QueuedChange>,
+    differ: FieldDiffer<C>,
 }
 
-impl<C: Component> Default for Shadows<C> {
+/// One changed value: `old` is `None` when the component was just added.
+struct QueuedChange {
+    id: NetId,
+    kind: KindId,
+    old: Option<ComponentBytes>,
+    new: ComponentBytes,
+}
+
+impl<C: Component> Default for FieldDiffQueue<C> {
     fn default() -> Self {
         Self {
-            values: HashMap::default(),
-            paths: PathCache::default(),
             queued: Vec::new(),
+            differ: FieldDiffer::default(),
         }
     }
 }
 
-impl<C: Component> Shadows<C> {
-    /// Forgets `id`'s value (its component was removed).
-    pub fn forget(&mut self, id: NetId) {
-        self.values.remove(&id);
-    }
-
-    /// Queues `entity`'s changed `C` for recording this tick.
-    pub fn queue(&mut self, entity: Entity, id: NetId) {
-        self.queued.push((entity, id));
-    }
-}
-
-/// The interned field paths of one component.
-#[derive(Default)]
-struct PathCache(HashMap<Box<str>, FieldPath>);
-
-impl PathCache {
-    fn get(&mut self, path: &str) -> FieldPath {
-        if let Some(p) = self.0.get(path) {
-            return p.clone();
-        }
-        let p: FieldPath = path.into();
-        self.0.insert(path.into(), p.clone());
-        p
+impl<C: Component> FieldDiffQueue<C> {
+    /// Queues a change of `id`'s `C` from `old` to `new` for recording this tick.
+    pub fn queue(
+        &mut self,
+        id: NetId,
+        kind: KindId,
+        old: Option<ComponentBytes>,
+        new: ComponentBytes,
+    ) {
+        self.queued.push(QueuedChange { id, kind, old, new });
     }
 }
 
-/// Records the field changes of every `C` that collection passed on this tick.
+/// Records the field changes of every `C` that collection queued this tick.
 pub(crate) fn record_field_changes<C: ReplicatedComponent>(
     index: ComponentIndex,
     mut server: ResMut<ReplicationServer>,
     registry: Res<ReplicationRegistry>,
-    mut shadows: ResMut<Shadows<C>>,
-    components: Query<&C>,
+    mut queue: ResMut<FieldDiffQueue<C>>,
 ) {
-    let tick = server.tick;
     let server = &mut *server;
-    let Shadows {
-        values,
-        paths,
-        queued,
-    } = &mut *shadows;
-    for (id, _, _) in &server.scratch.despawned {
-        values.remove(id);
-    }
+    let FieldDiffQueue { queued, differ } = &mut *queue;
     let name = registry
         .component(index)
         .map_or_else(|| "".into(), |c| c.name.clone());
-    let mut path = String::new();
-    for (entity, id) in queued.drain(..) {
-        let (Ok(value), Some(record)) = (components.get(entity), server.mirror.records.get(&id))
-        else {
-            continue;
-        };
-        let shadow = values.entry(id);
-        if record.created_at != tick {
-            let changes = kind_changes(&mut server.scratch.kinds, record.kind);
-            path.clear();
-            path.push_str(&name);
-            let mut push = |field: &str, old, new| {
+    for change in queued.drain(..) {
+        let changes = kind_changes(&mut server.scratch.kinds, change.kind);
+        let entity = change.id;
+        differ.diff(
+            &name,
+            change.old.as_deref(),
+            &change.new,
+            &mut |field, old, new| {
                 changes.updated.push(FieldChange {
-                    entity: id,
-                    field: paths.get(field),
+                    entity,
+                    field,
                     old,
                     new,
-                });
-            };
-            match &shadow {
-                Entry::Occupied(old) => diff_fields(
-                    old.get().as_partial_reflect(),
-                    value.as_partial_reflect(),
-                    &mut path,
-                    &mut push,
-                ),
-                Entry::Vacant(_) => {
-                    visit_fields(value.as_partial_reflect(), &mut path, &mut |f, new| {
-                        push(f, FieldValue::Debug("<absent>".into()), new)
-                    })
-                }
-            }
-        }
-        match shadow {
-            Entry::Occupied(mut o) => o.get_mut().clone_from(value),
-            Entry::Vacant(v) => {
-                v.insert(value.clone());
-            }
-        }
+                })
+            },
+        );
     }
 }
 
