@@ -119,6 +119,9 @@ pub(crate) struct PositionGetter<C: Component>(pub fn(&C) -> Vec2);
 #[derive(Resource, Default)]
 pub struct ReplicationRegistry {
     components: Vec<ComponentInfo>,
+    /// The bits of the owner-only components: every changed entity's rehash
+    /// and every view's build ask, so it is kept rather than recomputed.
+    private_mask: u64,
     kinds: Vec<String>,
     pub(crate) position: Option<PositionFns>,
     pub(crate) schedule: Option<Interned<dyn ScheduleLabel>>,
@@ -132,7 +135,10 @@ impl ReplicationRegistry {
 
     /// The mask with every registered component's bit set.
     pub(crate) fn components_mask(&self) -> u64 {
-        (0..self.components.len()).fold(0, |mask, i| mask | 1 << i)
+        match self.components.len() {
+            MAX_COMPONENTS => u64::MAX,
+            n => (1 << n) - 1,
+        }
     }
 
     /// The component at `index`, if registered.
@@ -162,9 +168,21 @@ impl ReplicationRegistry {
 
     /// Whether any component is visible to its owner only.
     pub fn has_private_components(&self) -> bool {
-        self.components
-            .iter()
-            .any(|c| c.visibility == Visibility::Private)
+        self.private_mask != 0
+    }
+
+    /// Mask of the components a client may see (the position excluded: it
+    /// travels as a quantized position): the public ones, and the owner-only
+    /// ones too for the entity's owner (`owner_view`).
+    pub(crate) fn visible_mask(&self, owner_view: bool) -> u64 {
+        let mut mask = self.components_mask();
+        if !owner_view {
+            mask &= !self.private_mask;
+        }
+        if let Some(p) = self.position_index() {
+            mask &= !p.bit();
+        }
+        mask
     }
 
     /// The component that places entities in space, if one is registered.
@@ -216,6 +234,9 @@ impl ReplicationRegistry {
             self.components.len() < MAX_COMPONENTS,
             "at most {MAX_COMPONENTS} components can be replicated"
         );
+        if visibility == Visibility::Private {
+            self.private_mask |= 1 << self.components.len();
+        }
         self.components.push(ComponentInfo {
             name: snake_case(short_name(type_name)).into(),
             type_name,

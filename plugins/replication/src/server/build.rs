@@ -149,7 +149,7 @@ pub(crate) fn delta(
                 None => unset |= position_bit,
             }
         }
-        let components = mask & record.visible_mask(cx.registry, owner_view);
+        let components = mask & cx.registry.visible_mask(owner_view);
         let mut update = EntityUpdate {
             id,
             set: Vec::new(),

@@ -107,20 +107,6 @@ impl EntityRecord {
             })
     }
 
-    /// Mask of the components a client may see (excluding the position).
-    pub fn visible_mask(&self, registry: &ReplicationRegistry, owner_view: bool) -> u64 {
-        let mut mask = 0;
-        for (i, info) in registry.components().iter().enumerate() {
-            if owner_view || info.visibility == Visibility::Public {
-                mask |= 1 << i;
-            }
-        }
-        if let Some(p) = registry.position_index() {
-            mask &= !p.bit();
-        }
-        mask
-    }
-
     /// Recomputes the entity's hashes; `components_changed` is false when
     /// only its position changed since the last rehash, so that the stored
     /// digest of its components still holds.

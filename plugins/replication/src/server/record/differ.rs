@@ -182,7 +182,11 @@ mod tests {
 
     impl Serialize for Sneaky {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let b = if self.a % 2 == 0 { self.b } else { !self.b };
+            let b = if self.a.is_multiple_of(2) {
+                self.b
+            } else {
+                !self.b
+            };
             (self.a, b).serialize(s)
         }
     }
@@ -190,7 +194,7 @@ mod tests {
     impl<'de> Deserialize<'de> for Sneaky {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let (a, b) = <(u8, u8)>::deserialize(d)?;
-            let b = if a % 2 == 0 { b } else { !b };
+            let b = if a.is_multiple_of(2) { b } else { !b };
             Ok(Self { a, b })
         }
     }
