@@ -57,6 +57,11 @@ impl DeltaMoves {
         }
         self.width_x = self.width_x.max(width(zigzag(dx)));
         self.width_y = self.width_y.max(width(zigzag(dy)));
+        if self.moves.capacity() == 0 {
+            // A part holds a few hundred at most: one allocation instead of
+            // a doubling series of reallocations and copies.
+            self.moves.reserve(128);
+        }
         self.moves.push((id, dx, dy));
     }
 

@@ -122,6 +122,12 @@ fn push(
 ) {
     let mut part = parts.last_mut().expect("at least one part");
     let size = part.size();
+    if part.bytes[section].capacity() == 0 {
+        // A section fills toward the budget: one allocation of that, rather
+        // than growing from 8 bytes by doubling (a reallocation and a copy
+        // each time, for every section of every part of every client).
+        part.bytes[section].reserve(budget);
+    }
     let start = part.bytes[section].len();
     encode(part.gap(section, id), &mut part.bytes[section]);
     let record = part.bytes[section].len() - start;
@@ -129,6 +135,7 @@ fn push(
         part.bytes[section].truncate(start);
         parts.push(PartBuilder::default());
         part = parts.last_mut().expect("just pushed");
+        part.bytes[section].reserve(budget);
         encode(part.gap(section, id), &mut part.bytes[section]);
     }
     part.counts[section] += 1;

@@ -130,7 +130,12 @@ pub(crate) fn delta(
     );
 
     let position_bit = cx.registry.position_index().map_or(0, |p| p.bit());
-    for (id, mask, record) in changed_since(client, cx, b, scratch) {
+    let changed = changed_since(client, cx, b, scratch);
+    // Sized once: grown push by push, these lists were most of a build's
+    // reallocations.
+    set.moved.reserve(changed.len());
+    set.updated.reserve(changed.len());
+    for (id, mask, record) in changed {
         let owner_view = record.owner == Some(client.id);
         let mut unset = 0;
         if mask & position_bit != 0 {
@@ -212,11 +217,13 @@ fn changed_since<'a>(
             debug_assert_eq!(fast, held(id), "{id:?} after {base}");
             fast
         };
-        return ids
-            .iter()
-            .filter(|id| held_pending(id))
-            .filter_map(with_mask)
-            .collect();
+        let mut changed = Vec::with_capacity(ids.len());
+        changed.extend(
+            ids.iter()
+                .filter(|id| held_pending(id))
+                .filter_map(with_mask),
+        );
+        return changed;
     } else if window <= client.visible.len() {
         // The window's changes, sorted and merged per id: cheaper than a hash
         // map entry per change when acks lag and the window spans ticks, and
