@@ -3,13 +3,12 @@
 //!
 //! Clients need only the changed components' bytes, which collection stores
 //! in the mirror. The full change set also names every changed *field* with
-//! its old and new value; finding those takes a reflection walk against the
-//! last replicated value of each component. None of that is on the path from
-//! an input to the packets that confirm it, so it runs in
+//! its old and new value; finding those compares the bytes a change replaced
+//! with the bytes it stored, leaf by leaf (see `differ`). None of that is on
+//! the path from an input to the packets that confirm it, so it runs in
 //! [`ReplicationSystems::Record`](crate::ReplicationSystems::Record), after
 //! `Send`: a changed component costs the latency path one encode and one
-//! byte comparison, and the reflection work overlaps the network thread's
-//! sending.
+//! byte comparison, and the diffing overlaps the network thread's sending.
 
 use std::sync::Arc;
 
