@@ -33,6 +33,8 @@ use differ::FieldDiffer;
 /// no second copy of every component to diff against.
 #[derive(Resource)]
 pub(crate) struct FieldDiffQueue<C: Component> {
+    /// Filled by collection, so that recording visits the changed values
+    /// without a second `Changed<C>` scan (which would double an idle tick).
     queued: Vec<QueuedChange>,
     differ: FieldDiffer<C>,
 }
