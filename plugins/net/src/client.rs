@@ -25,6 +25,10 @@ use crate::protocol::{
     ClientChannel, ClientMessage, PROTOCOL_ID, ServerChannel, ServerMessage, decode, encode,
 };
 
+/// Kernel receive buffer asked for on a client's socket: a full state
+/// arrives as a burst of datagrams.
+const RECV_BUFFER_BYTES: usize = 1 << 20;
+
 /// Decodes a server message that arrived on `channel` into `out`; drops it,
 /// with a warning, when it is malformed or belongs to the other channel.
 fn accept(channel: ServerChannel, bytes: &[u8], out: &mut Vec<ServerMessage>) {
@@ -90,6 +94,9 @@ impl NetClient {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let socket = UdpSocket::bind(local)?;
+        // A full state arrives as a burst of datagrams: room for it even when
+        // the application reads a little late.
+        crate::udp::request_buffers(&socket, Some(RECV_BUFFER_BYTES), None);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

@@ -23,3 +23,5 @@ pub mod lane;
 pub mod protocol;
 pub mod server;
 mod udp;
+
+pub use udp::SocketBuffers;

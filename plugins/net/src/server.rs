@@ -18,6 +18,7 @@ use crate::protocol::{
     ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerChannel, ServerMessage, decode,
     encode,
 };
+use crate::{SocketBuffers, udp};
 use transport::ServerTransport;
 
 /// How far renet's clock advances at a time. Advancing it walks every
@@ -25,6 +26,12 @@ use transport::ServerTransport;
 /// S2i when done on every pass. The clock only times reliable resends (150
 /// ms) and round trips, so 5 ms steps change nothing that matters.
 const RENET_CLOCK_STEP: Duration = Duration::from_millis(5);
+
+/// Kernel buffer asked for on the server's socket, each way. Every client
+/// sends an input and an ack per tick: 1,000 clients at 30 Hz are 60,000
+/// datagrams a second, which the default buffer (a few hundred datagrams)
+/// holds for only a few milliseconds of a late read.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 
 /// netcode's hard limit of clients per server socket.
 pub const MAX_CLIENTS: usize = 1024;
@@ -89,6 +96,8 @@ pub struct NetServer {
     direct: HashMap<u64, DirectBatch>,
     /// Bytes sent per second, over the last second or so.
     rate: SendRate,
+    /// What the kernel granted the socket.
+    buffers: SocketBuffers,
 }
 
 /// A running measure of the bytes the socket sends.
@@ -120,6 +129,21 @@ impl NetServer {
         max_clients: usize,
     ) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(addr)?;
+        let buffers = udp::request_buffers(
+            &socket,
+            Some(SOCKET_BUFFER_BYTES),
+            Some(SOCKET_BUFFER_BYTES),
+        );
+        if buffers.recv < SOCKET_BUFFER_BYTES {
+            tracing::warn!(
+                "the kernel granted {} KiB of the {} KiB receive buffer asked for: bursts of \
+                 client datagrams may be dropped under load (raise it with \
+                 `sysctl -w net.core.rmem_max={}`)",
+                buffers.recv / 1024,
+                SOCKET_BUFFER_BYTES / 1024,
+                SOCKET_BUFFER_BYTES
+            );
+        }
         let readiness = socket.try_clone()?;
         let local = socket.local_addr()?;
         let mut public_addresses = vec![local];
@@ -138,6 +162,7 @@ impl NetServer {
             authentication,
         };
         Ok(Self {
+            buffers,
             renet: RenetServer::new(connection_config()),
             transport: ServerTransport::new(config, socket)?,
             readiness,
@@ -151,6 +176,11 @@ impl NetServer {
                 per_sec: 0.0,
             },
         })
+    }
+
+    /// The kernel buffers of the server's socket.
+    pub fn socket_buffers(&self) -> SocketBuffers {
+        self.buffers
     }
 
     /// The address clients connect to.
@@ -192,7 +222,8 @@ impl NetServer {
                     client: client_id,
                     role: Role::from_user_data(self.transport.user_data(client_id).as_ref()),
                 },
-                ServerEvent::ClientDisconnected { client_id, .. } => {
+                ServerEvent::ClientDisconnected { client_id, reason } => {
+                    tracing::debug!(client = client_id, %reason, "client disconnected");
                     // Nothing queued for a client that is gone can leave.
                     self.backlog.remove(&client_id);
                     self.direct.remove(&client_id);
