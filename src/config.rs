@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub status_every_secs: u64,
     /// Most clients at once.
     pub max_clients: usize,
+    /// Threads that tick the rooms; 0: one per core.
+    pub room_threads: usize,
     /// Where rooms are persisted: `redis://host:port`, `file://DIR`, or `none`
     /// [default: `file://` + the data directory].
     pub store: Option<String>,
@@ -48,6 +50,7 @@ impl Default for ServerConfig {
             reconnect_grace_secs: 60,
             status_every_secs: 5,
             max_clients: 1024,
+            room_threads: 0,
             store: None,
             snapshot_ttl_secs: 600,
             archive_interval: 100,

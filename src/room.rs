@@ -28,6 +28,20 @@ pub struct Room {
     ready: bool,
 }
 
+// SAFETY: the server's room pool hands a room from one worker thread to the
+// next (never to two at once). Of an `App`, only its runner is not `Send`: a
+// boxed `FnOnce` without a `Send` bound. `Room::new` sets it to `run_once`, a
+// function that captures nothing, and a room never calls it. The `World` is
+// `Send`; a non-send resource in it would be checked by Bevy at every access
+// (a panic, not undefined behaviour), and rooms insert none.
+unsafe impl Send for Room {}
+
+/// The runner a room is built with and never calls.
+fn run_once(mut app: App) -> bevy_app::AppExit {
+    app.update();
+    bevy_app::AppExit::Success
+}
+
 impl Room {
     /// Builds an empty room whose schedule has the tick pipeline configured.
     ///
@@ -35,11 +49,16 @@ impl Room {
     /// before the first tick.
     pub fn new() -> Self {
         let mut app = App::empty();
+        // A room is never run by its runner (`tick` calls `update`); this one,
+        // a plain function, is what makes moving the room across threads sound.
+        app.set_runner(run_once);
         pipeline::configure(&mut app);
         Self { app, ready: false }
     }
 
-    /// The room's app, for adding plugins, systems and resources.
+    /// The room's app, for adding plugins, systems and resources. Plugins
+    /// must not replace its runner or insert non-send resources: the room
+    /// moves between the server's worker threads.
     pub fn app_mut(&mut self) -> &mut App {
         &mut self.app
     }

@@ -1,16 +1,18 @@
 //! `kasagi serve`: rooms over UDP.
 //!
 //! One network thread owns the socket ([`kasagi_net::server::NetServer`]) and
-//! routes messages; every room is an actor on its own thread, ticking its
-//! world in real time and talking to the network thread only through
-//! channels. A busy room therefore never stalls the others, and rooms tick in
-//! parallel across cores.
+//! routes messages; every room is an actor ticking its world in real time and
+//! talking to the network thread only through channels. A pool of worker
+//! threads, one per core by default, ticks the rooms earliest deadline
+//! first: rooms tick in parallel across cores, and a busy room never stalls
+//! the network thread.
 
 mod commands;
 mod load_window;
 mod network;
 mod outlet;
 mod rate_limit;
+mod room_pool;
 mod room_store;
 mod room_worker;
 mod wake;

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Overrides of the world file.
     #[command(flatten)]
     pub overrides: WorldFlags,
+    /// Threads that tick the rooms [default: one per core, or the config
+    /// file's `room_threads`].
+    #[arg(long, value_name = "N")]
+    pub room_threads: Option<usize>,
     /// Measure one load window once this many clients are connected, and
     /// print it as a `load_window` event (used by `kasagi bench`).
     #[arg(long, value_name = "N")]
@@ -68,6 +72,9 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
     }
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(threads) = args.room_threads {
+        config.room_threads = threads;
     }
     let mut world = WorldDef::load(&config.world).map_err(|e| CliError::Usage(e.to_string()))?;
     args.overrides.apply(&mut world)?;
@@ -119,6 +126,7 @@ pub(super) fn run(args: &ServeArgs) -> Result<(), CliError> {
         rate_limits: Default::default(),
         persist: persist.as_ref().map(PersistService::handle),
         resume_rooms: vec![world_name],
+        room_threads: config.room_threads,
         load_window: match args.measure_clients {
             Some(clients) => Some(LoadWindowSpec {
                 clients,

@@ -18,7 +18,8 @@ use kasagi_replication::client::ClientReplicationPlugin;
 
 use super::load_window::{LoadReport, LoadWindow, LoadWindowSpec};
 use super::rate_limit::{RateLimiter, RateLimits, Verdict};
-use super::room_worker::{self, RoomSettings};
+use super::room_pool::RoomPool;
+use super::room_worker::{self, RoomSettings, RoomTask};
 use super::wake::{WakeSource, Waker, Woken};
 use super::{FromRoom, ToRoom};
 use crate::persist::{PersistHandle, PersistSnapshot, Recovery};
@@ -61,6 +62,8 @@ pub struct ServeOptions {
     pub resume_rooms: Vec<String>,
     /// Measure one load-scenario window (`kasagi bench`); `None` normally.
     pub load_window: Option<LoadWindowSpec>,
+    /// Threads that tick the rooms (see `room_pool`); 0: one per core.
+    pub room_threads: usize,
 }
 
 /// A snapshot of the server for status lines.
@@ -86,7 +89,8 @@ pub struct ServerStatus {
 
 struct RoomHandle {
     inbox: Sender<ToRoom>,
-    thread: Option<JoinHandle<()>>,
+    /// The thread that opens the room and hands it to the pool.
+    opener: Option<JoinHandle<()>>,
 }
 
 struct ClientInfo {
@@ -102,9 +106,11 @@ struct ClientInfo {
 /// Clients that send this many malformed messages are disconnected.
 const MALFORMED_LIMIT: u32 = 16;
 
-/// The server: one network loop plus a thread per room.
+/// The server: one network loop plus a pool of threads ticking the rooms.
 pub struct GameServer {
     net: NetServer,
+    /// Ticks the rooms; taken on shutdown.
+    pool: Option<RoomPool<RoomTask>>,
     options: ServeOptions,
     registry_hash: u64,
     rooms: HashMap<String, RoomHandle>,
@@ -133,6 +139,11 @@ impl GameServer {
         )?;
         let (to_network, from_rooms) = unbounded();
         let (wake, waker) = WakeSource::new()?;
+        let threads = match options.room_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let pool = RoomPool::new(threads)?;
         let world = &options.world;
         let world_entities =
             world.population.total() + world.swarm.map_or(0, |s| u64::from(s.entities));
@@ -143,6 +154,7 @@ impl GameServer {
             load,
             load_report: None,
             net,
+            pool: Some(pool),
             registry_hash: village_protocol_hash(),
             options,
             rooms: HashMap::new(),
@@ -260,7 +272,7 @@ impl GameServer {
             FromRoom::Recovered { room, report } => self.recovered.push((room, report)),
             FromRoom::Closed { room } => {
                 if let Some(mut handle) = self.rooms.remove(&room)
-                    && let Some(t) = handle.thread.take()
+                    && let Some(t) = handle.opener.take()
                 {
                     let _ = t.join();
                 }
@@ -416,16 +428,24 @@ impl GameServer {
         };
         let (inbox, rx) = unbounded();
         let out = self.to_network.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("room-{name}"))
-            .spawn(move || room_worker::run(settings, rx, out))
+        let pool = self.pool.as_ref().map(RoomPool::sender);
+        // Opening may read the store: not on the network thread, nor on a
+        // pool worker, where it would hold up other rooms' ticks.
+        let opener = std::thread::Builder::new()
+            .name(format!("open-{name}"))
+            .spawn(move || {
+                if let (Some(task), Some(pool)) = (room_worker::open(settings, rx, out), pool) {
+                    let first = task.first_tick();
+                    pool.submit(task, first);
+                }
+            })
             .ok();
         tracing::info!(room = name, "room started");
         self.rooms.insert(
             name.to_string(),
             RoomHandle {
                 inbox: inbox.clone(),
-                thread,
+                opener,
             },
         );
         inbox
@@ -467,10 +487,15 @@ impl GameServer {
         for handle in self.rooms.values() {
             let _ = handle.inbox.send(ToRoom::Shutdown);
         }
+        // Every room is in the pool once its opener is done; each leaves it
+        // at its next step, having archived its state.
         for (_, mut handle) in self.rooms.drain() {
-            if let Some(t) = handle.thread.take() {
+            if let Some(t) = handle.opener.take() {
                 let _ = t.join();
             }
+        }
+        if let Some(pool) = self.pool.take() {
+            pool.finish();
         }
         self.net.shutdown();
     }

@@ -1,15 +1,16 @@
-//! One room on its own thread: a village world ticking in real time.
+//! One room: a village world ticking in real time, stepped by the room pool.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use glam::Vec2;
 use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
 use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
 
 use super::commands::Commands;
 use super::outlet::Outlet;
+use super::room_pool::Task;
 use super::wake::Waker;
 use super::{FromRoom, ToRoom};
 use super::{load_window, room_store};
@@ -65,11 +66,29 @@ pub(crate) struct RoomSettings {
     pub waker: Option<Waker>,
 }
 
-/// Runs a room until it is shut down or has been empty for the grace period.
-pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<FromRoom>) {
+/// A running room as the pool steps it: between two ticks it takes what
+/// arrived in its inbox, then ticks (see [`super::room_pool`]).
+pub(crate) struct RoomTask {
+    room: Room,
+    roster: Roster,
+    settings: RoomSettings,
+    inbox: Receiver<ToRoom>,
+    out: ToNetwork,
+    slot: Duration,
+    next_tick: Instant,
+    empty_since: Option<Instant>,
+}
+
+/// Opens the room of `settings` (from the store, when it persists: this may
+/// block, so it runs off the pool); `None` if it cannot start, which whoever
+/// is waiting to join hears, and the network thread learns from `Closed`.
+pub(crate) fn open(
+    settings: RoomSettings,
+    inbox: Receiver<ToRoom>,
+    out: Sender<FromRoom>,
+) -> Option<RoomTask> {
     let outlet = Outlet::new(out.clone(), settings.waker.clone());
     let out = ToNetwork::new(out, settings.waker.clone());
-    let name = settings.def.name.clone();
     let Some(mut room) = room_store::open(&settings, &out) else {
         // Whoever is already waiting to join hears why, rather than nothing.
         for msg in inbox.try_iter() {
@@ -84,32 +103,58 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
                 );
             }
         }
-        out.post(FromRoom::Closed { room: name });
-        return;
+        out.post(FromRoom::Closed {
+            room: settings.def.name.clone(),
+        });
+        return None;
     };
     let dt = room.world().resource::<SimParams>().dt;
-    let slot = Duration::from_secs_f64(f64::from(dt));
     let mut roster = Roster::default();
     room.world_mut().insert_resource(outlet);
     adopt_orphans(&mut room, &mut roster);
-    let mut next_tick = Instant::now();
-    let mut empty_since = Some(Instant::now());
+    Some(RoomTask {
+        room,
+        roster,
+        settings,
+        inbox,
+        out,
+        slot: Duration::from_secs_f64(f64::from(dt)),
+        next_tick: Instant::now(),
+        empty_since: Some(Instant::now()),
+    })
+}
 
-    loop {
-        // Handle everything that arrives until the next tick is due.
+impl RoomTask {
+    /// When the first tick is due.
+    pub fn first_tick(&self) -> Instant {
+        self.next_tick
+    }
+}
+
+impl Task for RoomTask {
+    /// Handles the inbox, runs the due tick and returns when the next one is
+    /// due; `None` once the room has shut down or closed.
+    fn step(&mut self) -> Option<Instant> {
+        let Self {
+            room,
+            roster,
+            settings,
+            inbox,
+            out,
+            ..
+        } = self;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
-            match inbox.recv_timeout(wait) {
-                Ok(ToRoom::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+            match inbox.try_recv() {
+                Ok(ToRoom::Shutdown) | Err(TryRecvError::Disconnected) => {
                     // SIGTERM and friends: the last word is a whole state.
-                    persist::archive_now(&mut room);
-                    return;
+                    persist::archive_now(room);
+                    return None;
                 }
-                Ok(msg) => handle(&mut room, &mut roster, &settings, &out, msg),
-                Err(RecvTimeoutError::Timeout) => break,
+                Ok(msg) => handle(room, roster, settings, out, msg),
+                Err(TryRecvError::Empty) => break,
             }
         }
-        fill_outlet(&mut room, &mut roster);
+        fill_outlet(room, roster);
         let cpu_before = load_window::thread_cpu_micros();
         let started = Instant::now();
         // The packets leave during the tick (`outlet::hand_over`).
@@ -125,24 +170,34 @@ pub(crate) fn run(settings: RoomSettings, inbox: Receiver<ToRoom>, out: Sender<F
             cpu_micros,
             handover_micros,
         });
-        expire_away(&mut room, &mut roster, settings.reconnect_grace, &out);
+        expire_away(room, roster, settings.reconnect_grace, out);
 
-        next_tick += slot;
-        // After a stall, do not try to catch up by running ticks back to back.
-        if next_tick + slot < Instant::now() {
-            next_tick = Instant::now() + slot;
-        }
+        self.next_tick = next_deadline(self.next_tick, self.slot, Instant::now());
         if roster.members.is_empty() && roster.away.is_empty() {
-            let since = *empty_since.get_or_insert_with(Instant::now);
+            let since = *self.empty_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= settings.empty_grace {
-                persist::archive_now(&mut room);
-                out.post(FromRoom::Closed { room: name });
-                return;
+                persist::archive_now(room);
+                out.post(FromRoom::Closed {
+                    room: settings.def.name.clone(),
+                });
+                return None;
             }
         } else {
-            empty_since = None;
+            self.empty_since = None;
         }
+        Some(self.next_tick)
     }
+}
+
+/// The deadline of the tick after the one due at `due`: one slot later, or,
+/// when that has passed by more than a slot (a stall, or more rooms than the
+/// cores can tick), `now`: the missed ticks are skipped rather than run back
+/// to back, and the room ticks again as soon as a worker is free, behind the
+/// rooms that have waited longer. Waiting for a later slot instead would
+/// leave cores idle while rooms are behind.
+fn next_deadline(due: Instant, slot: Duration, now: Instant) -> Instant {
+    let next = due + slot;
+    if next + slot >= now { next } else { now }
 }
 
 fn handle(
@@ -441,6 +496,19 @@ impl ToNetwork {
 mod tests {
     use super::super::wake::{WakeSource, Woken};
     use super::*;
+
+    #[test]
+    fn a_room_more_than_a_slot_late_skips_the_missed_ticks() {
+        let t0 = Instant::now();
+        let slot = Duration::from_millis(10);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // On time, or less than a slot late: the next slot, run at once if due.
+        assert_eq!(next_deadline(t0, slot, at(3)), at(10));
+        assert_eq!(next_deadline(t0, slot, at(19)), at(10));
+        // Further behind: now, the missed ticks skipped.
+        assert_eq!(next_deadline(t0, slot, at(21)), at(21));
+        assert_eq!(next_deadline(t0, slot, at(1_234)), at(1_234));
+    }
 
     #[test]
     fn replies_wake_the_network_thread_and_posts_do_not() {

@@ -51,6 +51,7 @@ pub fn options(auth: ServerAuth, public_addresses: Vec<SocketAddr>) -> ServeOpti
         persist: None,
         resume_rooms: Vec::new(),
         load_window: None,
+        room_threads: 2,
     }
 }
 
