@@ -174,9 +174,12 @@ fn work<T: Task>(shared: &Shared<T>, me: usize) {
         }
         let Waiting { mut task, .. } = queue.waiting.swap_remove(i);
         queue.busy[me] = true;
+        let others_waiting = queue.waiting.iter().any(|w| w.home == Some(me));
         drop(queue);
-        // Idle workers may take this worker's other rooms while it is busy.
-        shared.changed.notify_all();
+        if others_waiting {
+            // Idle workers may take this worker's other rooms while it is busy.
+            shared.changed.notify_all();
+        }
         // A room's bug ends that room, as it ended its thread before the
         // pool; the worker and the other rooms carry on.
         let next =
