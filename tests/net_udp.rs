@@ -312,3 +312,50 @@ fn replayed_datagrams_change_nothing() {
         .0;
     assert!(velocity.x < 0.0, "velocity {velocity}");
 }
+
+#[test]
+fn more_rooms_than_workers_all_tick_and_serve_their_clients() {
+    // One worker for four rooms: the pool must take turns among them.
+    let mut options = options(ServerAuth::Insecure, Vec::new());
+    options.room_threads = 1;
+    let server = start_options(options);
+    let mut clients: Vec<GameClient> = (0..4u64)
+        .map(|i| {
+            let net = NetClient::connect(ClientAuth::Insecure {
+                client_id: 100 + i,
+                server: server.addr,
+                role: Role::Player,
+            })
+            .unwrap();
+            GameClient::new(net, client_app(), format!("village-{i}"))
+        })
+        .collect();
+    let mut refs: Vec<&mut GameClient> = clients.iter_mut().collect();
+    let synced = pump(&mut refs, Duration::from_secs(10), |cs| {
+        cs.iter().all(|c| c.state() == SyncState::Synced)
+    });
+    assert!(
+        synced,
+        "{:?}",
+        refs.iter().map(|c| c.state()).collect::<Vec<_>>()
+    );
+    let start: Vec<u64> = refs
+        .iter()
+        .map(|c| c.replica().tick().unwrap_or(0))
+        .collect();
+    // Every room keeps ticking, and its client follows.
+    let ticking = pump(&mut refs, Duration::from_secs(10), |cs| {
+        cs.iter()
+            .zip(&start)
+            .all(|(c, s)| c.replica().tick().unwrap_or(0) >= s + 20)
+    });
+    let ticks: Vec<_> = refs.iter().map(|c| c.replica().tick()).collect();
+    assert!(ticking, "replica ticks {ticks:?} from {start:?}");
+    // Each room is a world of its own: its players, and one client's avatar.
+    let players = common::small_world(3).population.players as usize + 1;
+    for client in refs {
+        assert_eq!(client.replica().stats().checksum_mismatches, 0);
+        let world = client.app_mut().world_mut();
+        assert_eq!(world.query::<&Player>().iter(world).count(), players);
+    }
+}
