@@ -79,12 +79,8 @@ pub(crate) fn update(
                 client.view_dirty = false;
                 recompute(client, mirror, center_pos, radii, tick);
             } else {
-                // A center that moved by `d` changes the fate only of entities
-                // between `enter - d` and `keep + d` of it: everything nearer
-                // was, and stays, in view; everything farther was, and stays, out.
                 if let (Some(d), Some(c)) = (shift.filter(|d| *d > 0.0), center_pos) {
-                    let (inner, outer) = ((radii.enter - d).max(0.0), radii.keep + d);
-                    mirror.grid.in_ring(c, inner, outer, |id| {
+                    mirror.grid.in_rings(c, &edge_rings(radii, d), |id| {
                         reevaluate(client, mirror, id, center_pos, radii, tick)
                     });
                 }
@@ -122,6 +118,27 @@ pub(crate) fn update(
                 }
             }
         }
+    }
+}
+
+/// The rings (inner and outer radius around the new center) holding every
+/// entity that did not move but whose fate changes when the center moves by
+/// `d`. Before the move, everything within `enter` was visible and nothing
+/// beyond `keep`; a distance changes by at most `d`. So an entity out of view
+/// enters only if it is now within `enter` but was beyond it — between
+/// `enter - d` and `enter` — and one in view leaves only if it is now beyond
+/// `keep` but was within it — between `keep` and `keep + d`. With a walking
+/// center (`d` a quantum or two against a hysteresis of 160), the two thin
+/// rings hold a few per cent of what the band from `enter - d` to `keep + d`
+/// holds; when they would meet, that band is the one ring.
+fn edge_rings(radii: Radii, d: f64) -> [(f64, f64); 2] {
+    let entering = ((radii.enter - d).max(0.0), radii.enter);
+    let leaving = (radii.keep, radii.keep + d);
+    if entering.1 + d >= leaving.0 - d {
+        let band = (entering.0, leaving.1);
+        [band, band]
+    } else {
+        [entering, leaving]
     }
 }
 

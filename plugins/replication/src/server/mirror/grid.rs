@@ -116,9 +116,27 @@ impl Grid {
     /// view must look at again when its center shifts a little. The ring is
     /// widened by a quantum on both sides, so that no rounding of the
     /// caller's radii (square roots) drops an entity at its edge.
-    pub fn in_ring(&self, center: QPos, inner: f64, outer: f64, mut f: impl FnMut(NetId)) {
-        let (min, max) = ((inner - 1.0).max(0.0), outer + 1.0);
-        let (min_sq, max_sq) = (min * min, max * max);
+    pub fn in_ring(&self, center: QPos, inner: f64, outer: f64, f: impl FnMut(NetId)) {
+        self.in_rings(center, &[(inner, outer)], f);
+    }
+
+    /// Every id within any of `rings` (inner and outer radius, in quanta,
+    /// widened as in [`Grid::in_ring`]) of `center`, once. Rings a few cells
+    /// apart or less share their cells, so the cells are walked once.
+    pub fn in_rings(&self, center: QPos, rings: &[(f64, f64)], mut f: impl FnMut(NetId)) {
+        let widened = |&(inner, outer): &(f64, f64)| ((inner - 1.0).max(0.0), outer + 1.0);
+        let (Some(min), Some(max)) = (
+            rings.iter().map(|r| widened(r).0).reduce(f64::min),
+            rings.iter().map(|r| widened(r).1).reduce(f64::max),
+        ) else {
+            return;
+        };
+        let in_any = |d_sq: f64| {
+            rings.iter().any(|r| {
+                let (lo, hi) = widened(r);
+                d_sq >= lo * lo && d_sq <= hi * hi
+            })
+        };
         for cell in self.cells_in_ring(center, min, max) {
             let Some(&c) = self.index.get(&cell) else {
                 continue;
@@ -127,7 +145,7 @@ impl Grid {
                 let dx = f64::from(p.x) - f64::from(center.x);
                 let dy = f64::from(p.y) - f64::from(center.y);
                 let d_sq = dx * dx + dy * dy;
-                if d_sq >= min_sq && d_sq <= max_sq {
+                if d_sq >= min * min && d_sq <= max * max && in_any(d_sq) {
                     f(id);
                 }
             }
@@ -180,6 +198,34 @@ mod tests {
         // A quantum of slack either side, for the callers' rounding.
         assert_eq!(ring_ids(&grid, 41.0, 59.0), [2, 3]);
         assert_eq!(ring_ids(&grid, 42.0, 58.0), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn two_rings_report_what_lies_in_either_once_and_not_the_gap_between() {
+        let mut grid = Grid::new(100);
+        for (id, x) in [
+            (1, 10),
+            (2, 20),
+            (3, 30),
+            (4, 50),
+            (5, 70),
+            (6, 80),
+            (7, 95),
+        ] {
+            grid.relocate(NetId(id), None, Some(QPos { x, y: 0 }));
+        }
+        let mut ids = Vec::new();
+        let rings = [(18.0, 31.0), (69.0, 81.0)];
+        grid.in_rings(QPos { x: 0, y: 0 }, &rings, |id| ids.push(id.0));
+        ids.sort_unstable();
+        assert_eq!(ids, [2, 3, 5, 6]);
+        // Overlapping rings still report each id once.
+        let mut ids = Vec::new();
+        grid.in_rings(QPos { x: 0, y: 0 }, &[(5.0, 60.0), (25.0, 90.0)], |id| {
+            ids.push(id.0)
+        });
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
