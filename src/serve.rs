@@ -74,7 +74,7 @@ pub(crate) enum FromRoom {
     Tick {
         /// Wall time of the tick, µs.
         micros: u64,
-        /// CPU time the room's thread spent in the tick, µs: the wall time
+        /// CPU time the worker thread spent in the tick, µs: the wall time
         /// less any time it waited for a core.
         cpu_micros: u64,
         /// Wall time from the tick's start to the hand-over of its packets

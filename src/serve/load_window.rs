@@ -50,11 +50,11 @@ pub struct LoadReport {
     pub tick_p99_ms: f64,
     /// Longest tick, ms.
     pub tick_max_ms: f64,
-    /// CPU time of the room thread within a tick, median, ms. Where it is
+    /// CPU time of the worker thread within a tick, median, ms. Where it is
     /// well under the wall time, the thread waited for a core (other rooms,
     /// the network thread, or a load generator on the same machine).
     pub tick_cpu_p50_ms: f64,
-    /// CPU time of the room thread within a tick, 99th percentile, ms.
+    /// CPU time of the worker thread within a tick, 99th percentile, ms.
     pub tick_cpu_p99_ms: f64,
     /// Tick start → its packets handed to the network thread, median, ms:
     /// the server's share of the input-to-observer latency (0 when no tick

@@ -1,6 +1,6 @@
 //! A room's side of persistence: building rooms the way the server runs them,
 //! bringing them back from the store when they start, and answering history
-//! requests from it without the room thread waiting.
+//! requests from it without the room's tick waiting.
 
 use bevy_ecs::schedule::IntoScheduleConfigs;
 use kasagi_net::protocol::{ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage};
@@ -102,7 +102,7 @@ pub(super) fn open(settings: &RoomSettings, out: &ToNetwork) -> Option<Room> {
     }
 }
 
-/// Answers a history request from the store, off the room thread.
+/// Answers a history request from the store, off the room's worker.
 pub(super) fn history(settings: &RoomSettings, out: &ToNetwork, client: u64, from: u64, to: u64) {
     let refuse = |message: &str| {
         out.send(
