@@ -125,6 +125,16 @@ impl<T: Task> RoomPool<T> {
     }
 }
 
+impl<T: Task> Drop for RoomPool<T> {
+    /// A pool dropped without [`RoomPool::finish`] lets its workers go once
+    /// their tasks end (a room ends when its inbox's sender is gone); it
+    /// does not wait for them.
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.changed.notify_all();
+    }
+}
+
 /// Queues tasks on a [`RoomPool`] from any thread.
 pub(crate) struct PoolSender<T>(Arc<Shared<T>>);
 
