@@ -31,7 +31,7 @@ pub use kasagi_store::{
 };
 pub use recovery::{Recovery, RecoveryError, recover};
 pub use service::{HistoryReply, PersistHandle, PersistService};
-pub use sink::{PersistPlugin, PersistSink, Start, archive_now, attach, detach};
+pub use sink::{PersistPlugin, PersistSink, Start, archive_now, attach, detach, try_archive};
 pub use stats::{PersistSnapshot, PersistStats};
 
 use std::time::Duration;

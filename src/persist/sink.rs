@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bevy_app::{App, Plugin};
 use bevy_ecs::prelude::*;
-use crossbeam_channel::TrySendError;
+use crossbeam_channel::{Sender, TrySendError};
 use kasagi_replication::ReplicationServer;
 
 use super::PersistHandle;
@@ -89,13 +89,39 @@ pub fn attach(room: &mut Room, world: &str, def: WorldDef, handle: PersistHandle
     });
 }
 
-/// Hands the room's current whole state to the writer (shutdown, room close).
+/// Hands the room's current whole state to the writer, waiting for room in
+/// its queue (server shutdown: no tick is waiting any more).
 pub fn archive_now(room: &mut Room) {
+    if let Some((job, sender)) = archive_job(room) {
+        let _ = sender.send(Job::Tick(job));
+    }
+}
+
+/// Hands the room's current whole state to the writer if its queue has room
+/// (a room closing while others tick on the same worker); `false` when it
+/// has not: the job is held, as a tick's is, and the caller tries again.
+pub fn try_archive(room: &mut Room) -> bool {
+    let Some((job, sender)) = archive_job(room) else {
+        return true;
+    };
+    match sender.try_send(Job::Tick(job)) {
+        Err(TrySendError::Full(Job::Tick(job))) => {
+            if let Some(mut sink) = room.world_mut().get_resource_mut::<PersistSink>() {
+                sink.held = Some(job);
+            }
+            false
+        }
+        // Handed over, or the writer is gone (nothing to wait for).
+        _ => true,
+    }
+}
+
+/// The room's whole state as a job for the writer, after any ticks held
+/// back; `None` when the room does not persist.
+fn archive_job(room: &mut Room) -> Option<(TickJob, Sender<Job>)> {
     let tick = room.tick_count();
     let state = SimState::capture(room.world_mut(), tick);
-    let Some(mut sink) = room.world_mut().get_resource_mut::<PersistSink>() else {
-        return;
-    };
+    let mut sink = room.world_mut().get_resource_mut::<PersistSink>()?;
     let archive = Archive {
         state,
         def: sink.def.clone(),
@@ -108,8 +134,7 @@ pub fn archive_now(room: &mut Room) {
         }
         None => job,
     };
-    // Blocking is fine here: this is not a tick.
-    let _ = sink.handle.sender.send(Job::Tick(job));
+    Some((job, sink.handle.sender.clone()))
 }
 
 /// Disconnects `room` from the writer, handing over any ticks still held.
@@ -155,5 +180,40 @@ fn persist_tick(world: &mut World) {
                 "the persistence writer is gone; tick not persisted"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::{PersistConfig, PersistHandle};
+
+    #[test]
+    fn a_closing_room_never_waits_for_a_full_writer_and_loses_nothing() {
+        let def = WorldDef::load("assets/worlds/village.ron").unwrap();
+        let mut room = crate::serve::build_room(def.clone(), None);
+        // A writer queue of one, already full with the room's `Open`.
+        let (sender, queue) = crossbeam_channel::bounded(1);
+        let handle = PersistHandle {
+            sender,
+            stats: Arc::default(),
+            config: PersistConfig::default(),
+        };
+        attach(&mut room, "closing", def, handle, Start::Continue);
+        room.tick();
+        assert!(
+            !try_archive(&mut room),
+            "the queue is full: refused at once"
+        );
+        assert!(
+            room.world().resource::<PersistSink>().held.is_some(),
+            "the refused archive is held, not dropped"
+        );
+        assert!(matches!(queue.recv().unwrap(), Job::Open { .. }));
+        assert!(try_archive(&mut room));
+        let Job::Tick(job) = queue.recv().unwrap() else {
+            panic!("expected the archive");
+        };
+        assert_eq!(job.state.map(|a| a.state.tick), Some(room.tick_count()));
     }
 }

@@ -175,8 +175,9 @@ impl Task for RoomTask {
         self.next_tick = next_deadline(self.next_tick, self.slot, Instant::now());
         if roster.members.is_empty() && roster.away.is_empty() {
             let since = *self.empty_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= settings.empty_grace {
-                persist::archive_now(room);
+            // The archive must not wait for the writer here, on a worker
+            // other rooms tick on: a busy writer keeps the room a tick longer.
+            if since.elapsed() >= settings.empty_grace && persist::try_archive(room) {
                 out.post(FromRoom::Closed {
                     room: settings.def.name.clone(),
                 });

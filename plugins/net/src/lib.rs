@@ -23,5 +23,3 @@ pub mod lane;
 pub mod protocol;
 pub mod server;
 mod udp;
-
-pub use udp::SocketBuffers;

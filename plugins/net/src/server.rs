@@ -18,7 +18,7 @@ use crate::protocol::{
     ClientChannel, ClientMessage, MAX_ROOM_NAME, PROTOCOL_ID, ServerChannel, ServerMessage, decode,
     encode,
 };
-use crate::{SocketBuffers, udp};
+use crate::udp;
 use transport::ServerTransport;
 
 /// How far renet's clock advances at a time. Advancing it walks every
@@ -96,8 +96,6 @@ pub struct NetServer {
     direct: HashMap<u64, DirectBatch>,
     /// Bytes sent per second, over the last second or so.
     rate: SendRate,
-    /// What the kernel granted the socket.
-    buffers: SocketBuffers,
 }
 
 /// A running measure of the bytes the socket sends.
@@ -162,7 +160,6 @@ impl NetServer {
             authentication,
         };
         Ok(Self {
-            buffers,
             renet: RenetServer::new(connection_config()),
             transport: ServerTransport::new(config, socket)?,
             readiness,
@@ -176,11 +173,6 @@ impl NetServer {
                 per_sec: 0.0,
             },
         })
-    }
-
-    /// The kernel buffers of the server's socket.
-    pub fn socket_buffers(&self) -> SocketBuffers {
-        self.buffers
     }
 
     /// The address clients connect to.

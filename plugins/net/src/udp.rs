@@ -32,7 +32,7 @@ pub(crate) fn recv(
 /// Kernel buffer sizes of a socket, in bytes, as the kernel reports them
 /// (Linux reports twice what it grants: the other half is its bookkeeping).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SocketBuffers {
+pub(crate) struct SocketBuffers {
     /// The receive buffer.
     pub recv: usize,
     /// The send buffer.
