@@ -58,6 +58,8 @@ fn a_small_s1_run_reports_a_converged_measured_window() {
         "tick_cpu_p99_ms",
         "server_cpu_secs",
         "datagrams_per_client_per_sec",
+        "up_kb_per_client_per_sec",
+        "up_datagrams_per_client_per_sec",
         "handover_p50_ms",
     ] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");

@@ -286,3 +286,67 @@ fn a_dropped_client_reconnects_on_its_own_and_keeps_its_player() {
         "the same avatar after the automatic reconnect"
     );
 }
+
+#[test]
+fn a_held_input_is_repeated_with_each_ack_and_outlives_a_lost_send() {
+    let (front, relay_addr) = Relay::bind();
+    let server = start_with(ServerAuth::Insecure, vec![relay_addr]);
+    let relay = Relay::start(front, server.addr);
+    // `walker` sits behind the relay; `watcher` connects directly.
+    let mut walker = insecure(relay_addr, 71);
+    let mut watcher = insecure(server.addr, 72);
+    assert!(pump(
+        &mut [&mut walker, &mut watcher],
+        Duration::from_secs(15),
+        |cs| cs.iter().all(|c| c.state() == SyncState::Synced)
+    ));
+    let player = walker.player().unwrap();
+    assert!(pump(
+        &mut [&mut walker, &mut watcher],
+        Duration::from_secs(5),
+        |cs| seen_at(cs[1], player).is_some()
+    ));
+    let start_at = seen_at(&mut watcher, player).unwrap();
+
+    // The send that `hold_input` makes at once is lost, and so are the
+    // repeats of the next 300 ms: only a later repeat can move the avatar.
+    let blackout = Impairment {
+        drop: 1.0,
+        duplicate: 0.0,
+        max_delay_ms: 0,
+    };
+    relay.set(blackout);
+    std::thread::sleep(Duration::from_millis(20));
+    let inward = (glam::Vec2::splat(128.0) - start_at).normalize_or_zero();
+    walker.hold_input(inward.to_array());
+    watcher.hold_input([0.0, 0.0]);
+    let _ = pump(
+        &mut [&mut walker, &mut watcher],
+        Duration::from_millis(300),
+        |_| false,
+    );
+    relay.set(Impairment {
+        drop: 0.0,
+        ..blackout
+    });
+
+    let walked = pump(
+        &mut [&mut walker, &mut watcher],
+        Duration::from_secs(10),
+        |cs| seen_at(cs[1], player).is_some_and(|p| (p - start_at).length() > 5.0),
+    );
+    assert!(walked, "the repeated input reached the server");
+
+    // Each repeat leaves with an ack: about one datagram per change set
+    // received, where a repeat of its own would make it two.
+    let sent_before = watcher.udp();
+    let applied_before = watcher.replica().stats().applied;
+    let _ = pump(&mut [&mut watcher], Duration::from_millis(1_500), |_| false);
+    let sent = (watcher.udp() - sent_before).datagrams_out;
+    let applied = watcher.replica().stats().applied - applied_before;
+    assert!(applied >= 20, "{applied} change sets");
+    assert!(
+        sent <= applied + applied / 5 + 3,
+        "{sent} datagrams sent for {applied} change sets"
+    );
+}

@@ -316,9 +316,15 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     for key in ["handover_p50_ms", "handover_p99_ms"] {
         merged[key] = server[key].clone();
     }
-    for key in ["missing_baselines", "missing_baseline_reports"] {
+    for key in [
+        "missing_baselines",
+        "missing_baseline_reports",
+        "up_datagrams_per_client_per_sec",
+    ] {
         merged[key] = bots[key].clone();
     }
+    merged["up_kb_per_client_per_sec"] =
+        json!(f(&bots["up_udp_bytes_per_client_per_sec"]) / 1_000.0);
     merged
 }
 

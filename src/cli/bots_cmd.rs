@@ -91,6 +91,11 @@ pub struct BotsSummary {
     pub udp_bytes_per_client_per_sec: f64,
     /// Datagrams received per client per second, on the same terms.
     pub datagrams_per_client_per_sec: f64,
+    /// UDP payload bytes sent per client per second, on the same terms
+    /// (inputs, acks, loss reports, commands: the upstream).
+    pub up_udp_bytes_per_client_per_sec: f64,
+    /// Datagrams sent per client per second, on the same terms.
+    pub up_datagrams_per_client_per_sec: f64,
     /// The measured window, s (0 without `--window`, or when it never started).
     pub window_secs: f64,
     /// Whether every client was synced when the window's warm-up began (it
@@ -238,13 +243,8 @@ fn drive(
     }
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
-    let mut next_input = Instant::now();
     while Instant::now() < end && window.as_ref().is_none_or(|w| w.result().is_none()) {
         let now = Instant::now();
-        let send_inputs = !args.idle && now >= next_input;
-        if send_inputs {
-            next_input = now + Duration::from_millis(33);
-        }
         let counted = window.as_ref().is_none_or(Window::measuring);
         let mut turned = Vec::new();
         for (i, bot) in bots.iter_mut().enumerate() {
@@ -261,11 +261,10 @@ fn drive(
             if now >= bot.next_turn {
                 bot.heading = Vec2::from_angle(rng.random_range(0.0..std::f32::consts::TAU));
                 bot.next_turn = now + Duration::from_millis(rng.random_range(1000..3000));
-                // Sent at once, so latency runs from the send.
-                bot.client.send_input(bot.heading.to_array(), None);
+                // Sent at once, so latency runs from the send; then repeated
+                // with each tick's ack, as a player holding a direction is.
+                bot.client.hold_input(bot.heading.to_array());
                 turned.push((i, Instant::now()));
-            } else if send_inputs {
-                bot.client.send_input(bot.heading.to_array(), None);
             }
             if now >= bot.next_command {
                 let action = rng.random_range(1..=2u8);
@@ -304,22 +303,14 @@ fn drive(
 fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
     let n = f64::from(args.count);
     let bytes: u64 = bots.iter().map(|b| b.client.bytes_received()).sum();
-    let (udp_rate, datagram_rate) = match outcome.window {
-        Some(w) => (
-            w.udp_bytes as f64 / n / w.secs,
-            w.datagrams as f64 / n / w.secs,
-        ),
+    let (udp, secs) = match outcome.window {
+        Some(w) => (w.udp, w.secs),
         None => {
-            let (bytes, datagrams) = bots.iter().fold((0, 0), |(b, d), bot| {
-                let udp = bot.client.udp();
-                (b + udp.bytes_in, d + udp.datagrams_in)
-            });
-            (
-                bytes as f64 / n / outcome.secs,
-                datagrams as f64 / n / outcome.secs,
-            )
+            let clients: Vec<&GameClient> = bots.iter().map(|b| &b.client).collect();
+            (window::udp_totals(&clients), outcome.secs)
         }
     };
+    let per_client = |v: u64| v as f64 / n / secs;
     let held: Vec<usize> = bots.iter().map(|b| b.client.replica().len()).collect();
     let stats: Vec<_> = bots.iter().map(|b| b.client.replica().stats()).collect();
     let lat = &outcome.latency;
@@ -339,8 +330,10 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         resyncs: bots.iter().map(|b| b.client.stats().resyncs).sum(),
         reconnects: bots.iter().map(|b| b.client.stats().reconnects).sum(),
         bytes_per_client_per_sec: bytes as f64 / n / outcome.secs,
-        udp_bytes_per_client_per_sec: udp_rate,
-        datagrams_per_client_per_sec: datagram_rate,
+        udp_bytes_per_client_per_sec: per_client(udp.bytes_in),
+        datagrams_per_client_per_sec: per_client(udp.datagrams_in),
+        up_udp_bytes_per_client_per_sec: per_client(udp.bytes_out),
+        up_datagrams_per_client_per_sec: per_client(udp.datagrams_out),
         window_secs: outcome.window.map_or(0.0, |w| w.secs),
         all_synced_at_start: outcome.window.is_some_and(|w| w.all_synced_at_start),
         checksums_ok: stats.iter().map(|s| s.checksums_ok).sum(),
@@ -390,7 +383,7 @@ fn print_summary(summary: &BotsSummary, json: bool) -> Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "kasagi bots · {} clients · {} synced · {} desyncs · {} resyncs · {}/{} commands acked\n  {:.1} KB/s per client on the socket ({:.1} KB/s of messages) · latency p50 {:.1} ms · p99 {:.1} ms ({} samples)",
+        "kasagi bots · {} clients · {} synced · {} desyncs · {} resyncs · {}/{} commands acked\n  {:.1} KB/s per client on the socket ({:.1} KB/s of messages), {:.2} KB/s up · latency p50 {:.1} ms · p99 {:.1} ms ({} samples)",
         summary.clients,
         summary.connected,
         summary.desyncs,
@@ -399,6 +392,7 @@ fn print_summary(summary: &BotsSummary, json: bool) -> Result<(), CliError> {
         summary.commands_sent,
         summary.udp_bytes_per_client_per_sec / 1_000.0,
         summary.bytes_per_client_per_sec / 1_000.0,
+        summary.up_udp_bytes_per_client_per_sec / 1_000.0,
         summary.latency_p50_ms,
         summary.latency_p99_ms,
         summary.latency_samples

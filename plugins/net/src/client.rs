@@ -1,9 +1,11 @@
 //! The native client: transport ([`NetClient`]) and a replicated game session ([`GameClient`]).
 
+mod held_input;
 pub mod prediction;
 mod session;
 mod transport;
 
+pub use held_input::HELD_INPUT_REPEAT;
 pub use transport::UdpCounters;
 
 pub use session::{

@@ -2,11 +2,12 @@
 //!
 //! Mirrors the server's `load_window`: once every client is synced, a warm-up
 //! passes, then the window measures what crossed the clients' sockets (UDP
-//! payload, netcode header included) and finally checks what each client holds.
+//! payload, netcode header included, both ways) and finally checks what each
+//! client holds.
 
 use std::time::{Duration, Instant};
 
-use kasagi_net::client::GameClient;
+use kasagi_net::client::{GameClient, UdpCounters};
 
 /// When to measure.
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +28,7 @@ enum Phase {
     },
     Measuring {
         start: Instant,
-        at_start: (u64, u64),
+        at_start: UdpCounters,
     },
     Done,
 }
@@ -36,10 +37,8 @@ enum Phase {
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct WindowResult {
     pub secs: f64,
-    /// UDP payload bytes received by all clients within the window.
-    pub udp_bytes: u64,
-    /// Datagrams received by all clients within the window.
-    pub datagrams: u64,
+    /// What crossed all clients' sockets within the window, both ways.
+    pub udp: UdpCounters,
     /// Whether every client was synced when the warm-up started.
     pub all_synced_at_start: bool,
 }
@@ -81,11 +80,9 @@ impl Window {
                 };
             }
             Phase::Measuring { start, at_start } if now - start >= self.spec.window => {
-                let (bytes, datagrams) = udp_totals(clients);
                 self.result = Some(WindowResult {
                     secs: (now - start).as_secs_f64(),
-                    udp_bytes: bytes - at_start.0,
-                    datagrams: datagrams - at_start.1,
+                    udp: udp_totals(clients) - at_start,
                     all_synced_at_start: self.all_synced_at_start,
                 });
                 self.phase = Phase::Done;
@@ -105,10 +102,9 @@ impl Window {
     }
 }
 
-/// UDP payload bytes and datagrams received by all clients so far.
-fn udp_totals(clients: &[&GameClient]) -> (u64, u64) {
-    clients.iter().fold((0, 0), |(b, d), c| {
-        let udp = c.udp();
-        (b + udp.bytes_in, d + udp.datagrams_in)
-    })
+/// What crossed all clients' sockets so far.
+pub(super) fn udp_totals(clients: &[&GameClient]) -> UdpCounters {
+    clients
+        .iter()
+        .fold(UdpCounters::default(), |sum, c| sum + c.udp())
 }

@@ -7,7 +7,10 @@ use bevy_app::App;
 use kasagi_replication::client::{ClientReplica, Receipt};
 use kasagi_replication::{NetId, ReplicationRegistry};
 
+use super::held_input::HeldInput;
 use super::{NetClient, NetError};
+
+mod input;
 use crate::protocol::{
     ClientMessage, Command, CommandArgs, CommandOutcome, ErrorCode, HistoryTick, MAX_HISTORY_TICKS,
     ServerMessage, SessionToken,
@@ -101,6 +104,7 @@ pub struct GameClient {
     earlier: (super::UdpCounters, u64),
     command_sequence: u32,
     predictor: Option<super::prediction::Predictor>,
+    held: Option<HeldInput>,
     reconnector: Option<Reconnector>,
     reconnect_delay: Duration,
     next_reconnect: Option<Instant>,
@@ -127,6 +131,7 @@ impl GameClient {
             earlier: Default::default(),
             command_sequence: 0,
             predictor: None,
+            held: None,
             reconnector: None,
             reconnect_delay: RECONNECT_FIRST_DELAY,
             next_reconnect: None,
@@ -184,6 +189,10 @@ impl GameClient {
         let resync = replica.take_resync_request();
         if let Some(tick) = ack {
             self.net.send(&ClientMessage::Ack { tick });
+        }
+        if self.state == SyncState::Synced {
+            // After the ack, so that both leave in one datagram.
+            self.repeat_held_input(ack.is_some());
         }
         if let Some((holds, tick)) = missing {
             self.stats.missing_baseline_reports += 1;
@@ -327,48 +336,6 @@ impl GameClient {
         for id in gave_up {
             self.finish_command(id, CommandResult::GaveUp);
         }
-    }
-
-    /// Sends a movement intent for the own player. It leaves at once rather
-    /// than with the next [`GameClient::update`]: input latency is what a
-    /// player feels, and the server applies it at its next tick.
-    pub fn send_input(&mut self, movement: [f32; 2], action: Option<u8>) {
-        self.input_sequence = self.input_sequence.wrapping_add(1);
-        if let Some(p) = &mut self.predictor {
-            p.sent(self.input_sequence, movement, Instant::now());
-        }
-        let tick = self
-            .app
-            .world()
-            .resource::<ClientReplica>()
-            .tick()
-            .unwrap_or(0);
-        self.net.send(&ClientMessage::Input {
-            tick,
-            sequence: self.input_sequence,
-            movement,
-            action,
-        });
-        self.net.flush();
-    }
-
-    /// Turns on prediction of the own player, moved by `step` (the game's movement rule).
-    pub fn predict_with(&mut self, step: super::prediction::StepFn) {
-        self.predictor = Some(super::prediction::Predictor::new(step));
-    }
-
-    /// The own player's predicted position: `authoritative` (read from the
-    /// replica by the game) plus the replay of inputs the server has not applied.
-    pub fn predicted_position(&self, authoritative: [f32; 2]) -> [f32; 2] {
-        match &self.predictor {
-            Some(p) => p.predict(authoritative, Instant::now()),
-            None => authoritative,
-        }
-    }
-
-    /// Inputs sent and not yet applied by the server.
-    pub fn unacked_inputs(&self) -> usize {
-        self.predictor.as_ref().map_or(0, |p| p.pending())
     }
 
     /// The session's state.

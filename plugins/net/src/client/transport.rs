@@ -47,6 +47,21 @@ impl std::ops::Add for UdpCounters {
     }
 }
 
+impl std::ops::Sub for UdpCounters {
+    type Output = Self;
+
+    /// What crossed between two readings (`later - earlier`); saturating, so
+    /// counters of a replaced connection never underflow.
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            datagrams_in: self.datagrams_in.saturating_sub(earlier.datagrams_in),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            datagrams_out: self.datagrams_out.saturating_sub(earlier.datagrams_out),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+        }
+    }
+}
+
 /// Why the transport failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TransportError {
