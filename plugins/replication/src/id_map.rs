@@ -111,6 +111,32 @@ impl<V> IdMap<V> {
         Some(value)
     }
 
+    /// The value of `id`, set to `make()` first if it has none.
+    #[inline]
+    pub fn get_or_insert_with(&mut self, id: NetId, make: impl FnOnce() -> V) -> &mut V {
+        let slot = match self.slot(id) {
+            Some(slot) => slot,
+            None => {
+                let slot = self.slots.len();
+                // More than `u32::MAX - 1` values would not fit in memory anyway.
+                self.set_slot(id, u32::try_from(slot).expect("fewer than 2^32 entities"));
+                self.slots.push((id, make()));
+                slot
+            }
+        };
+        &mut self.slots[slot].1
+    }
+
+    /// Removes every value, in time proportional to their number (not to
+    /// the dense table's size), keeping the capacity.
+    pub fn clear(&mut self) {
+        for i in 0..self.slots.len() {
+            let id = self.slots[i].0;
+            self.set_slot(id, EMPTY);
+        }
+        self.slots.clear();
+    }
+
     /// How many ids have a value.
     pub fn len(&self) -> usize {
         self.slots.len()
@@ -121,7 +147,8 @@ impl<V> IdMap<V> {
         self.slots.is_empty()
     }
 
-    /// Every id and its value, in no particular order.
+    /// Every id and its value, in the order they were inserted as long as
+    /// nothing was removed (a removal moves the last one into its place).
     pub fn iter(&self) -> impl Iterator<Item = (&NetId, &V)> {
         self.slots.iter().map(|(id, value)| (id, value))
     }
@@ -149,6 +176,8 @@ mod tests {
     enum Op {
         Insert(u64, u32),
         Remove(u64),
+        OrInsert(u64, u32),
+        Clear,
     }
 
     fn id() -> impl Strategy<Value = u64> {
@@ -158,8 +187,10 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (id(), any::<u32>()).prop_map(|(i, v)| Op::Insert(i, v)),
-            id().prop_map(Op::Remove),
+            4 => (id(), any::<u32>()).prop_map(|(i, v)| Op::Insert(i, v)),
+            4 => id().prop_map(Op::Remove),
+            4 => (id(), any::<u32>()).prop_map(|(i, v)| Op::OrInsert(i, v)),
+            1 => Just(Op::Clear),
         ]
     }
 
@@ -176,6 +207,16 @@ mod tests {
                     }
                     Op::Remove(i) => {
                         prop_assert_eq!(map.remove(&NetId(i)), model.remove(&i));
+                    }
+                    Op::OrInsert(i, v) => {
+                        let value = map.get_or_insert_with(NetId(i), || v);
+                        *value = value.wrapping_add(1);
+                        let expected = model.entry(i).or_insert(v);
+                        *expected = expected.wrapping_add(1);
+                    }
+                    Op::Clear => {
+                        map.clear();
+                        model.clear();
                     }
                 }
                 prop_assert_eq!(map.len(), model.len());

@@ -134,7 +134,7 @@ fn collect_changed<C: ReplicatedComponent>(
         }
         if bit != 0 {
             record.touch(index, tick);
-            *server.scratch.changed.entry(id).or_default() |= bit;
+            *server.scratch.changed.get_or_insert_with(id, || 0) |= bit;
         }
         if placed {
             server.mirror.refresh_everywhere(id);
@@ -182,7 +182,7 @@ fn collect_removed<C: ReplicatedComponent>(
             server.mirror.refresh_everywhere(id);
             server.scratch.moved.push((id, Some(q)));
         }
-        *server.scratch.changed.entry(id).or_default() |= index.bit();
+        *server.scratch.changed.get_or_insert_with(id, || 0) |= index.bit();
     }
 }
 
