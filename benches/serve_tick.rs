@@ -7,7 +7,9 @@
 //! client's packets and acknowledging them. This is the room thread's share
 //! of S4's input-to-observer path, without the network thread, the bots and
 //! the machine's noise around them, so that a change to it can be measured
-//! to a few per cent.
+//! to a few per cent. `village_50_clients` builds the full change set, as a
+//! room with a store does; `village_50_clients_storeless` does not, as
+//! `kasagi serve --store none` (the load scenarios) runs its rooms.
 //!
 //! Run: `cargo bench --bench serve_tick`
 
@@ -61,17 +63,31 @@ fn measured_tick(room: &mut Room) -> usize {
     tick(room)
 }
 
-fn serve_tick(c: &mut Criterion) {
+/// A village room with 50 clients, warmed up: full states first, then
+/// steady deltas with buffers at their working size. `full_change_set`:
+/// as with a store (on), or as `kasagi serve --store none` runs it (off).
+fn warm_room(full_change_set: bool) -> Room {
     let village = WorldDef::load("assets/worlds/village.ron").expect("village.ron loads");
     let mut room = build_room(village, None);
+    room.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .set_full_change_set(full_change_set);
     connect(&mut room);
-    // Full states first, then steady deltas with buffers at their working size.
     for _ in 0..90 {
         tick(&mut room);
     }
+    room
+}
+
+fn serve_tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("serve_tick");
     group.sample_size(30);
+    let mut room = warm_room(true);
     group.bench_function("village_50_clients", |b| {
+        b.iter(|| black_box(measured_tick(&mut room)))
+    });
+    let mut room = warm_room(false);
+    group.bench_function("village_50_clients_storeless", |b| {
         b.iter(|| black_box(measured_tick(&mut room)))
     });
     group.finish();

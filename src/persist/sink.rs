@@ -78,6 +78,10 @@ pub fn attach(room: &mut Room, world: &str, def: WorldDef, handle: PersistHandle
     }
     let archive_interval = handle.config.archive_interval.max(1);
     let world_mut = room.world_mut();
+    // Every persisted tick carries its full change set.
+    if let Some(mut server) = world_mut.get_resource_mut::<ReplicationServer>() {
+        server.set_full_change_set(true);
+    }
     world_mut.init_resource::<InputJournal>();
     world_mut.insert_resource(PersistSink {
         world: world.to_string(),

@@ -5,7 +5,7 @@
 use bevy_ecs::schedule::IntoScheduleConfigs;
 use kasagi_net::protocol::{ErrorCode, HistoryTick, MAX_HISTORY_TICKS, ServerMessage};
 use kasagi_replication::codec::encode_component;
-use kasagi_replication::{ReplicationConfig, ReplicationSystems};
+use kasagi_replication::{ReplicationConfig, ReplicationServer, ReplicationSystems};
 
 use super::room_worker::{RoomSettings, ToNetwork};
 use super::{FromRoom, outlet};
@@ -48,7 +48,16 @@ pub fn build(def: WorldDef, from: Option<SimState>) -> Room {
 pub(super) fn open(settings: &RoomSettings, out: &ToNetwork) -> Option<Room> {
     let name = &settings.def.name;
     let Some(handle) = &settings.persist else {
-        return (!settings.resume_only).then(|| build(settings.def.clone(), None));
+        if settings.resume_only {
+            return None;
+        }
+        let mut room = build(settings.def.clone(), None);
+        // Only persistence reads a live room's full change sets: without a
+        // store they would be field diffs made for no one.
+        room.world_mut()
+            .resource_mut::<ReplicationServer>()
+            .set_full_change_set(false);
+        return Some(room);
     };
     let loaded = match handle.load(name) {
         Ok(loaded) => loaded,

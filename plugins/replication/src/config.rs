@@ -35,6 +35,15 @@ pub struct ReplicationConfig {
     /// the acknowledged tick, which costs bytes and work in proportion to the
     /// round trip but never needs a report. See ARCHITECTURE.md, "Delivery semantics".
     pub chained_deltas: bool,
+    /// Build the full change set each tick (every field change, old → new;
+    /// see [`crate::ReplicationServer::full_change_set`]). Clients never
+    /// need it: it is for persistence, replay and tools. A server whose
+    /// full change sets nobody reads turns it off, at start or with
+    /// [`crate::ReplicationServer::set_full_change_set`], and saves the
+    /// field diffs and the per-change records (≈ 15 % of a village tick).
+    /// Off, [`crate::ReplicationServer::full_change_set`] is an empty set
+    /// for each tick.
+    pub full_change_set: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -49,6 +58,7 @@ impl Default for ReplicationConfig {
             hysteresis: 8.0,
             full_state_resend_ticks: Some(8),
             chained_deltas: true,
+            full_change_set: true,
         }
     }
 }

@@ -99,6 +99,10 @@ pub struct ReplicationServer {
     pub(crate) change_set: std::sync::Arc<FullChangeSet>,
     pub(crate) outbox: HashMap<ClientId, Vec<Vec<u8>>>,
     next_stagger: u32,
+    /// Collection leaves the full change set empty (see
+    /// [`crate::ReplicationConfig::full_change_set`]). Negated so that the
+    /// derived `Default` keeps the set on.
+    pub(crate) skip_full_change_set: bool,
 }
 
 /// What happened during the current tick, gathered by the collect systems.
@@ -132,8 +136,22 @@ impl ReplicationServer {
             .clamp(1.0, 1.0e9) as i32;
         Self {
             mirror: Mirror::new(cell_quanta),
+            skip_full_change_set: !config.full_change_set,
             ..Self::default()
         }
+    }
+
+    /// Turns the full change set on or off from the next tick on (see
+    /// [`crate::ReplicationConfig::full_change_set`]). Turned on, the first
+    /// set holds the changes of its own tick only: a reader that needs the
+    /// state before it (persistence) takes a snapshot when it attaches.
+    pub fn set_full_change_set(&mut self, on: bool) {
+        self.skip_full_change_set = !on;
+    }
+
+    /// Whether the full change set is being built.
+    pub fn records_full_change_set(&self) -> bool {
+        !self.skip_full_change_set
     }
 
     /// Continues tick numbering after `tick`, for a room resumed from
@@ -238,7 +256,10 @@ impl ReplicationServer {
         self.outbox.drain().filter(|(_, p)| !p.is_empty())
     }
 
-    /// Everything that changed in the last tick.
+    /// Everything that changed in the last tick: created and deleted
+    /// entities, written and removed components, and every field change with
+    /// its old and new value. Empty (but for its tick) while the full change
+    /// set is off ([`crate::ReplicationConfig::full_change_set`]).
     pub fn full_change_set(&self) -> &FullChangeSet {
         &self.change_set
     }

@@ -103,6 +103,53 @@ fn full_change_set_has_created_field_updates_and_deletions_by_kind() {
 }
 
 #[test]
+fn without_the_full_change_set_clients_get_every_change_and_it_can_come_back() {
+    let (mut app, units) = server_app(ReplicationConfig {
+        full_change_set: false,
+        ..ReplicationConfig::default()
+    });
+    let a = spawn(&mut app, units, Vec2::ONE);
+    let doomed = spawn(&mut app, units, Vec2::ZERO);
+    app.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .connect(ClientId(1), View::Room);
+    let mut client = client_app(ReplicationConfig::default());
+    app.update();
+    deliver(&mut app, ClientId(1), &mut client);
+    assert!(change_set(&app).is_empty(), "no created snapshots either");
+
+    app.world_mut().get_mut::<Health>(a).unwrap().0 = 4;
+    app.world_mut().get_mut::<Pos>(a).unwrap().0.x = 3.0;
+    app.world_mut().despawn(doomed);
+    app.update();
+    deliver(&mut app, ClientId(1), &mut client);
+    assert!(change_set(&app).is_empty());
+    assert_eq!(
+        change_set(&app).tick,
+        app.world().resource::<ReplicationServer>().tick()
+    );
+    let id = *app.world().get::<NetId>(a).unwrap();
+    let replica = client.world().resource::<ClientReplica>();
+    assert_eq!(replica.len(), 1, "the despawn reached the client");
+    let seen = replica.entity(id).unwrap();
+    assert_eq!(client.world().get::<Health>(seen).unwrap().0, 4);
+    assert_eq!(client.world().get::<Pos>(seen).unwrap().0.x, 3.0);
+
+    // Turned back on, the next tick's set holds that tick's changes.
+    app.world_mut()
+        .resource_mut::<ReplicationServer>()
+        .set_full_change_set(true);
+    app.world_mut().get_mut::<Health>(a).unwrap().0 = 3;
+    app.update();
+    let updated = &change_set(&app).kinds["units"].updated;
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(
+        (&updated[0].old, &updated[0].new),
+        (&FieldValue::Uint(4), &FieldValue::Uint(3))
+    );
+}
+
+#[test]
 fn a_component_added_back_records_its_fields_from_absent() {
     let (mut app, units) = server();
     let a = spawn(&mut app, units, Vec2::ONE);

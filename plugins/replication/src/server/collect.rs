@@ -107,7 +107,7 @@ fn collect_changed<C: ReplicatedComponent>(
         let bytes: ComponentBytes = encoded.as_slice().into();
         let old = record.components[slot].replace(bytes.clone());
         let mut bit = index.bit();
-        if !created {
+        if !created && !server.skip_full_change_set {
             kind_changes(&mut server.scratch.kinds, record.kind)
                 .written
                 .push(ComponentWrite {
@@ -168,13 +168,15 @@ fn collect_removed<C: ReplicatedComponent>(
         if record.components[usize::from(index.0)].take().is_none() {
             continue;
         }
-        kind_changes(&mut server.scratch.kinds, record.kind)
-            .written
-            .push(ComponentWrite {
-                entity: id,
-                component: name.clone(),
-                bytes: None,
-            });
+        if !server.skip_full_change_set {
+            kind_changes(&mut server.scratch.kinds, record.kind)
+                .written
+                .push(ComponentWrite {
+                    entity: id,
+                    component: name.clone(),
+                    bytes: None,
+                });
+        }
         record.touch(index, server.tick);
         if is_position && let Some(q) = record.qpos.take() {
             record.trail.record(server.tick, None);
@@ -218,9 +220,11 @@ pub(crate) fn detect_despawns(
         };
         server.mirror.grid.remove(id);
         server.mirror.everywhere.remove(&id);
-        kind_changes(&mut server.scratch.kinds, record.kind)
-            .deleted
-            .push(id);
+        if !server.skip_full_change_set {
+            kind_changes(&mut server.scratch.kinds, record.kind)
+                .deleted
+                .push(id);
+        }
         server
             .scratch
             .despawned

@@ -108,7 +108,12 @@ pub(crate) fn seal_change_set(
 ) {
     let tick = server.tick;
     let server = &mut *server;
-    for &id in &server.scratch.created {
+    let created = if server.skip_full_change_set {
+        &[][..]
+    } else {
+        &server.scratch.created[..]
+    };
+    for &id in created {
         let Some(record) = server.mirror.records.get(&id) else {
             continue;
         };
