@@ -289,9 +289,7 @@ fn a_dropped_client_reconnects_on_its_own_and_keeps_its_player() {
 
 #[test]
 fn a_held_input_is_repeated_with_each_ack_and_outlives_a_lost_send() {
-    let (front, relay_addr) = Relay::bind();
-    let server = start_with(ServerAuth::Insecure, vec![relay_addr]);
-    let relay = Relay::start(front, server.addr);
+    let (server, relay, relay_addr) = start_behind_relay(ServerAuth::Insecure);
     // `walker` sits behind the relay; `watcher` connects directly.
     let mut walker = insecure(relay_addr, 71);
     let mut watcher = insecure(server.addr, 72);

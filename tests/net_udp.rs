@@ -170,9 +170,8 @@ fn garbage_datagrams_do_not_disturb_the_server() {
 
 #[test]
 fn clients_behind_a_lossy_relay_converge_once_the_loss_stops() {
-    let (front, relay_addr) = Relay::bind();
-    let server = start_with(ServerAuth::Insecure, vec![relay_addr]);
-    let relay = Relay::start(front, server.addr);
+    // Bound, not `_`: the server runs until the test ends.
+    let (_server, relay, relay_addr) = start_behind_relay(ServerAuth::Insecure);
     let mut a = insecure(relay_addr, 51);
     let mut b = insecure(relay_addr, 52);
     assert!(pump(&mut [&mut a, &mut b], Duration::from_secs(15), |cs| {
@@ -256,9 +255,7 @@ fn a_flooding_client_is_cut_off_and_others_carry_on() {
 #[test]
 fn replayed_datagrams_change_nothing() {
     let key = [3u8; 32];
-    let (front, relay_addr) = Relay::bind();
-    let server = start_with(ServerAuth::Secure { key }, vec![relay_addr]);
-    let relay = Relay::start(front, server.addr);
+    let (_server, relay, relay_addr) = start_behind_relay(ServerAuth::Secure { key });
     let token =
         |id| mint_token(&key, id, relay_addr, Role::Player, Duration::from_secs(60)).unwrap();
     let connect = |id| {

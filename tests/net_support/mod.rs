@@ -245,6 +245,15 @@ impl Relay {
     }
 }
 
+/// A server reachable through a fresh [`Relay`] (its address is the third
+/// value; the server's own address stays reachable directly).
+pub fn start_behind_relay(auth: ServerAuth) -> (Running, Relay, SocketAddr) {
+    let (front, relay_addr) = Relay::bind();
+    let server = start_with(auth, vec![relay_addr]);
+    let relay = Relay::start(front, server.addr);
+    (server, relay, relay_addr)
+}
+
 pub fn insecure_as(server: SocketAddr, id: u64, role: Role) -> GameClient {
     let net = NetClient::connect(ClientAuth::Insecure {
         client_id: id,

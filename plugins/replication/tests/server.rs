@@ -38,6 +38,18 @@ fn deliver(server: &mut App, client: ClientId, app: &mut App) {
     }
 }
 
+/// Client 1 with a room view, after its first tick delivered.
+fn synced_room_client(server: &mut App) -> App {
+    server
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .connect(ClientId(1), View::Room);
+    let mut client = client_app(ReplicationConfig::default());
+    server.update();
+    deliver(server, ClientId(1), &mut client);
+    client
+}
+
 fn change_set(app: &App) -> &FullChangeSet {
     app.world()
         .resource::<ReplicationServer>()
@@ -110,12 +122,7 @@ fn without_the_full_change_set_clients_get_every_change_and_it_can_come_back() {
     });
     let a = spawn(&mut app, units, Vec2::ONE);
     let doomed = spawn(&mut app, units, Vec2::ZERO);
-    app.world_mut()
-        .resource_mut::<ReplicationServer>()
-        .connect(ClientId(1), View::Room);
-    let mut client = client_app(ReplicationConfig::default());
-    app.update();
-    deliver(&mut app, ClientId(1), &mut client);
+    let mut client = synced_room_client(&mut app);
     assert!(change_set(&app).is_empty(), "no created snapshots either");
 
     app.world_mut().get_mut::<Health>(a).unwrap().0 = 4;
@@ -196,12 +203,7 @@ fn an_idle_tick_produces_empty_change_sets() {
     for i in 0..50 {
         spawn(&mut app, units, Vec2::splat(i as f32));
     }
-    app.world_mut()
-        .resource_mut::<ReplicationServer>()
-        .connect(ClientId(1), View::Room);
-    let mut client = client_app(ReplicationConfig::default());
-    app.update();
-    deliver(&mut app, ClientId(1), &mut client);
+    let mut client = synced_room_client(&mut app);
     app.update();
     deliver(&mut app, ClientId(1), &mut client);
     app.update();
