@@ -60,6 +60,9 @@ fn a_small_s1_run_reports_a_converged_measured_window() {
         "datagrams_per_client_per_sec",
         "up_kb_per_client_per_sec",
         "up_datagrams_per_client_per_sec",
+        "room_cores",
+        "network_cores",
+        "bots_cores",
         "handover_p50_ms",
     ] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");

@@ -325,6 +325,11 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     }
     merged["up_kb_per_client_per_sec"] =
         json!(f(&bots["up_udp_bytes_per_client_per_sec"]) / 1_000.0);
+    // Where the machine's cores went within the window (S5: rooms, network
+    // thread and load generator share two).
+    merged["room_cores"] = json!(f(&server["room_cpu_secs"]) / window);
+    merged["network_cores"] = json!(f(&server["network_cpu_secs"]) / window);
+    merged["bots_cores"] = json!(f(&bots["cpu_secs"]) / f(&bots["window_secs"]).max(1e-9));
     merged
 }
 

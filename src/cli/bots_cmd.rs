@@ -96,6 +96,9 @@ pub struct BotsSummary {
     pub up_udp_bytes_per_client_per_sec: f64,
     /// Datagrams sent per client per second, on the same terms.
     pub up_datagrams_per_client_per_sec: f64,
+    /// CPU time of this process within the window (user + system), s; over
+    /// the whole run without a window.
+    pub cpu_secs: f64,
     /// The measured window, s (0 without `--window`, or when it never started).
     pub window_secs: f64,
     /// Whether every client was synced when the window's warm-up began (it
@@ -303,11 +306,12 @@ fn drive(
 fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
     let n = f64::from(args.count);
     let bytes: u64 = bots.iter().map(|b| b.client.bytes_received()).sum();
-    let (udp, secs) = match outcome.window {
-        Some(w) => (w.udp, w.secs),
+    let (udp, secs, cpu_secs) = match outcome.window {
+        Some(w) => (w.udp, w.secs, w.cpu_secs),
         None => {
             let clients: Vec<&GameClient> = bots.iter().map(|b| &b.client).collect();
-            (window::udp_totals(&clients), outcome.secs)
+            let cpu = crate::serve::process_cpu_secs();
+            (window::udp_totals(&clients), outcome.secs, cpu)
         }
     };
     let per_client = |v: u64| v as f64 / n / secs;
@@ -334,6 +338,7 @@ fn summarize(args: &BotsArgs, bots: &[Bot], outcome: Outcome) -> BotsSummary {
         datagrams_per_client_per_sec: per_client(udp.datagrams_in),
         up_udp_bytes_per_client_per_sec: per_client(udp.bytes_out),
         up_datagrams_per_client_per_sec: per_client(udp.datagrams_out),
+        cpu_secs,
         window_secs: outcome.window.map_or(0.0, |w| w.secs),
         all_synced_at_start: outcome.window.is_some_and(|w| w.all_synced_at_start),
         checksums_ok: stats.iter().map(|s| s.checksums_ok).sum(),

@@ -64,14 +64,31 @@ pub struct LoadReport {
     pub handover_p99_ms: f64,
     /// CPU time of the whole server process within the window (user + system), s.
     pub cpu_secs: f64,
+    /// CPU time of the rooms' ticks within the window (the sum of every
+    /// tick's thread CPU time), s: the room workers' share of `cpu_secs`.
+    pub room_cpu_secs: f64,
+    /// CPU time of the network thread within the window, s (0 where
+    /// unsupported). The rest of `cpu_secs` is rooms opening, persistence
+    /// and logging.
+    pub network_cpu_secs: f64,
     /// Entities each room's world starts with (avatars not included).
     pub world_entities: u64,
 }
 
 enum Phase {
-    Waiting { since: Instant },
-    WarmingUp { until: Instant },
-    Measuring { start: Instant, cpu_start: f64 },
+    Waiting {
+        since: Instant,
+    },
+    WarmingUp {
+        until: Instant,
+    },
+    Measuring {
+        start: Instant,
+        cpu_start: f64,
+        /// The network thread's CPU time at the start, µs (the window is
+        /// polled on the network thread).
+        network_start: u64,
+    },
     Done,
 }
 
@@ -86,6 +103,8 @@ pub(crate) struct LoadWindow {
     tick_cpu_us: Histogram<u64>,
     handover_us: Histogram<u64>,
     overruns: u64,
+    /// Sum of the measured ticks' thread CPU time, µs.
+    room_cpu_micros: u64,
     clients_at_start: usize,
 }
 
@@ -104,6 +123,7 @@ impl LoadWindow {
             tick_cpu_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             handover_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             overruns: 0,
+            room_cpu_micros: 0,
         }
     }
 
@@ -113,6 +133,7 @@ impl LoadWindow {
         if let Phase::Measuring { .. } = self.phase {
             self.tick_us.saturating_record(micros.max(1));
             self.tick_cpu_us.saturating_record(cpu_micros.max(1));
+            self.room_cpu_micros += cpu_micros;
             if let Some(handover) = handover_micros {
                 self.handover_us.saturating_record(handover.max(1));
             }
@@ -138,9 +159,14 @@ impl LoadWindow {
                 self.phase = Phase::Measuring {
                     start: now,
                     cpu_start: process_cpu_secs(),
+                    network_start: thread_cpu_micros(),
                 };
             }
-            Phase::Measuring { start, cpu_start } if now - start >= self.spec.window => {
+            Phase::Measuring {
+                start,
+                cpu_start,
+                network_start,
+            } if now - start >= self.spec.window => {
                 let secs = (now - start).as_secs_f64();
                 let h = &self.tick_us;
                 let report = LoadReport {
@@ -159,6 +185,9 @@ impl LoadWindow {
                     handover_p50_ms: self.handover_us.value_at_quantile(0.5) as f64 / 1_000.0,
                     handover_p99_ms: self.handover_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     cpu_secs: process_cpu_secs() - cpu_start,
+                    room_cpu_secs: self.room_cpu_micros as f64 / 1e6,
+                    network_cpu_secs: thread_cpu_micros().saturating_sub(network_start) as f64
+                        / 1e6,
                     world_entities: self.world_entities,
                 };
                 self.phase = Phase::Done;

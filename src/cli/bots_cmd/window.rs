@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use kasagi_net::client::{GameClient, UdpCounters};
 
+use crate::serve::process_cpu_secs;
+
 /// When to measure.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct WindowSpec {
@@ -29,6 +31,7 @@ enum Phase {
     Measuring {
         start: Instant,
         at_start: UdpCounters,
+        cpu_start: f64,
     },
     Done,
 }
@@ -39,6 +42,8 @@ pub(super) struct WindowResult {
     pub secs: f64,
     /// What crossed all clients' sockets within the window, both ways.
     pub udp: UdpCounters,
+    /// CPU time of the bots process within the window (user + system), s.
+    pub cpu_secs: f64,
     /// Whether every client was synced when the warm-up started.
     pub all_synced_at_start: bool,
 }
@@ -77,12 +82,18 @@ impl Window {
                 self.phase = Phase::Measuring {
                     start: now,
                     at_start: udp_totals(clients),
+                    cpu_start: process_cpu_secs(),
                 };
             }
-            Phase::Measuring { start, at_start } if now - start >= self.spec.window => {
+            Phase::Measuring {
+                start,
+                at_start,
+                cpu_start,
+            } if now - start >= self.spec.window => {
                 self.result = Some(WindowResult {
                     secs: (now - start).as_secs_f64(),
                     udp: udp_totals(clients) - at_start,
+                    cpu_secs: process_cpu_secs() - cpu_start,
                     all_synced_at_start: self.all_synced_at_start,
                 });
                 self.phase = Phase::Done;
