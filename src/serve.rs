@@ -17,7 +17,7 @@ mod room_store;
 mod room_worker;
 mod wake;
 
-pub use load_window::{LoadReport, LoadWindowSpec, process_cpu_secs};
+pub use load_window::{LoadReport, LoadWindowSpec, WindowPhase, process_cpu_secs};
 pub use network::{GameServer, ServeOptions, ServerStatus};
 pub use rate_limit::{RateLimiter, RateLimits, Verdict};
 pub use room_store::build as build_room;

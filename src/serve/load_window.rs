@@ -75,27 +75,45 @@ pub struct LoadReport {
     pub world_entities: u64,
 }
 
-enum Phase {
+/// The phases of a measured window, shared by the server's half (here) and
+/// the bots' half (`kasagi bots --window`): wait for the clients, warm up,
+/// measure from a snapshot `S` taken at the start, done.
+#[derive(Clone, Copy, Debug)]
+pub enum WindowPhase<S> {
+    /// Waiting for every client, since then.
     Waiting {
+        /// When the wait began.
         since: Instant,
     },
+    /// Warming up until then.
     WarmingUp {
+        /// When measuring begins.
         until: Instant,
     },
+    /// Measuring since `start`, from the counters `at_start`.
     Measuring {
+        /// When the window began.
         start: Instant,
-        cpu_start: f64,
-        /// The network thread's CPU time at the start, µs (the window is
-        /// polled on the network thread).
-        network_start: u64,
+        /// What the window measures against, read when it began.
+        at_start: S,
     },
+    /// The window has closed.
     Done,
+}
+
+/// The server's counters at the start of its window.
+#[derive(Clone, Copy, Debug)]
+struct AtStart {
+    /// Process CPU time, s.
+    cpu: f64,
+    /// The network thread's CPU time, µs (the window is polled on it).
+    network: u64,
 }
 
 /// Tracks one measurement window; fed by the network thread.
 pub(crate) struct LoadWindow {
     spec: LoadWindowSpec,
-    phase: Phase,
+    phase: WindowPhase<AtStart>,
     slot_us: u64,
     tick_hz: u32,
     world_entities: u64,
@@ -112,7 +130,7 @@ impl LoadWindow {
     pub fn new(spec: LoadWindowSpec, tick_hz: u32, world_entities: u64) -> Self {
         Self {
             spec,
-            phase: Phase::Waiting {
+            phase: WindowPhase::Waiting {
                 since: Instant::now(),
             },
             clients_at_start: 0,
@@ -130,7 +148,7 @@ impl LoadWindow {
     /// Records one tick of some room: its wall time, its thread's CPU time
     /// and when it handed its packets over.
     pub fn on_tick(&mut self, micros: u64, cpu_micros: u64, handover_micros: Option<u64>) {
-        if let Phase::Measuring { .. } = self.phase {
+        if let WindowPhase::Measuring { .. } = self.phase {
             self.tick_us.saturating_record(micros.max(1));
             self.tick_cpu_us.saturating_record(cpu_micros.max(1));
             self.room_cpu_micros += cpu_micros;
@@ -147,26 +165,24 @@ impl LoadWindow {
     pub fn poll(&mut self, clients: usize, rooms: usize) -> Option<LoadReport> {
         let now = Instant::now();
         match self.phase {
-            Phase::Waiting { since }
+            WindowPhase::Waiting { since }
                 if clients >= self.spec.clients || now - since >= CONNECT_TIMEOUT =>
             {
                 self.clients_at_start = clients;
-                self.phase = Phase::WarmingUp {
+                self.phase = WindowPhase::WarmingUp {
                     until: now + self.spec.warmup,
                 };
             }
-            Phase::WarmingUp { until } if now >= until => {
-                self.phase = Phase::Measuring {
+            WindowPhase::WarmingUp { until } if now >= until => {
+                self.phase = WindowPhase::Measuring {
                     start: now,
-                    cpu_start: process_cpu_secs(),
-                    network_start: thread_cpu_micros(),
+                    at_start: AtStart {
+                        cpu: process_cpu_secs(),
+                        network: thread_cpu_micros(),
+                    },
                 };
             }
-            Phase::Measuring {
-                start,
-                cpu_start,
-                network_start,
-            } if now - start >= self.spec.window => {
+            WindowPhase::Measuring { start, at_start } if now - start >= self.spec.window => {
                 let secs = (now - start).as_secs_f64();
                 let h = &self.tick_us;
                 let report = LoadReport {
@@ -184,13 +200,13 @@ impl LoadWindow {
                     tick_cpu_p99_ms: self.tick_cpu_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     handover_p50_ms: self.handover_us.value_at_quantile(0.5) as f64 / 1_000.0,
                     handover_p99_ms: self.handover_us.value_at_quantile(0.99) as f64 / 1_000.0,
-                    cpu_secs: process_cpu_secs() - cpu_start,
+                    cpu_secs: process_cpu_secs() - at_start.cpu,
                     room_cpu_secs: self.room_cpu_micros as f64 / 1e6,
-                    network_cpu_secs: thread_cpu_micros().saturating_sub(network_start) as f64
+                    network_cpu_secs: thread_cpu_micros().saturating_sub(at_start.network) as f64
                         / 1e6,
                     world_entities: self.world_entities,
                 };
-                self.phase = Phase::Done;
+                self.phase = WindowPhase::Done;
                 return Some(report);
             }
             _ => {}

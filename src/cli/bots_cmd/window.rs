@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kasagi_net::client::{GameClient, UdpCounters};
 
-use crate::serve::process_cpu_secs;
+use crate::serve::{WindowPhase, process_cpu_secs};
 
 /// When to measure.
 #[derive(Clone, Copy, Debug)]
@@ -21,20 +21,8 @@ pub(super) struct WindowSpec {
 /// How long the window waits for every client to sync before measuring anyway.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
-enum Phase {
-    Waiting {
-        since: Instant,
-    },
-    WarmingUp {
-        until: Instant,
-    },
-    Measuring {
-        start: Instant,
-        at_start: UdpCounters,
-        cpu_start: f64,
-    },
-    Done,
-}
+/// The bots' counters at the start of the window: sockets, process CPU (s).
+type AtStart = (UdpCounters, f64);
 
 /// The window's result.
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,7 +39,7 @@ pub(super) struct WindowResult {
 /// Tracks the window over the bots' run.
 pub(super) struct Window {
     spec: WindowSpec,
-    phase: Phase,
+    phase: WindowPhase<AtStart>,
     result: Option<WindowResult>,
     all_synced_at_start: bool,
 }
@@ -60,7 +48,7 @@ impl Window {
     pub fn new(spec: WindowSpec) -> Self {
         Self {
             spec,
-            phase: Phase::Waiting {
+            phase: WindowPhase::Waiting {
                 since: Instant::now(),
             },
             result: None,
@@ -72,31 +60,29 @@ impl Window {
     pub fn poll(&mut self, all_synced: bool, clients: &[&GameClient]) {
         let now = Instant::now();
         match self.phase {
-            Phase::Waiting { since } if all_synced || now - since >= SYNC_TIMEOUT => {
+            WindowPhase::Waiting { since } if all_synced || now - since >= SYNC_TIMEOUT => {
                 self.all_synced_at_start = all_synced;
-                self.phase = Phase::WarmingUp {
+                self.phase = WindowPhase::WarmingUp {
                     until: now + self.spec.warmup,
                 };
             }
-            Phase::WarmingUp { until } if now >= until => {
-                self.phase = Phase::Measuring {
+            WindowPhase::WarmingUp { until } if now >= until => {
+                self.phase = WindowPhase::Measuring {
                     start: now,
-                    at_start: udp_totals(clients),
-                    cpu_start: process_cpu_secs(),
+                    at_start: (udp_totals(clients), process_cpu_secs()),
                 };
             }
-            Phase::Measuring {
+            WindowPhase::Measuring {
                 start,
-                at_start,
-                cpu_start,
+                at_start: (udp, cpu),
             } if now - start >= self.spec.window => {
                 self.result = Some(WindowResult {
                     secs: (now - start).as_secs_f64(),
-                    udp: udp_totals(clients) - at_start,
-                    cpu_secs: process_cpu_secs() - cpu_start,
+                    udp: udp_totals(clients) - udp,
+                    cpu_secs: process_cpu_secs() - cpu,
                     all_synced_at_start: self.all_synced_at_start,
                 });
-                self.phase = Phase::Done;
+                self.phase = WindowPhase::Done;
             }
             _ => {}
         }
@@ -104,7 +90,7 @@ impl Window {
 
     /// Whether the window is being measured now (latency samples count only then).
     pub fn measuring(&self) -> bool {
-        matches!(self.phase, Phase::Measuring { .. })
+        matches!(self.phase, WindowPhase::Measuring { .. })
     }
 
     /// The result, once the window has closed.
