@@ -102,7 +102,12 @@ impl PartBuilder {
     }
 
     fn size(&self) -> usize {
-        self.bytes.iter().map(Vec::len).sum::<usize>() + self.deltas.size_with(None) + SECTIONS * 9
+        self.size_besides_deltas() + self.deltas.size()
+    }
+
+    /// The size of every section but the delta moves, counts included.
+    fn size_besides_deltas(&self) -> usize {
+        self.bytes.iter().map(Vec::len).sum::<usize>() + SECTIONS * 9
     }
 
     fn is_empty(&self) -> bool {
@@ -169,14 +174,17 @@ pub fn encode_packets(set: &LimitedChangeSet, mtu: usize) -> Vec<Vec<u8>> {
                     continue;
                 }
                 last_delta = Some(m.id.0);
-                let part = parts.last_mut().expect("at least one part");
-                let grown = part.size() - part.deltas.size_with(None)
-                    + part.deltas.size_with(Some((m.id.0, d.x, d.y)));
-                if !part.is_empty() && grown > budget {
+                let mut part = parts.last_mut().expect("at least one part");
+                let room = if part.is_empty() {
+                    usize::MAX
+                } else {
+                    budget.saturating_sub(part.size_besides_deltas())
+                };
+                if !part.deltas.push_within(m.id.0, d.x, d.y, room) {
                     parts.push(PartBuilder::default());
+                    part = parts.last_mut().expect("just pushed");
+                    part.deltas.push_within(m.id.0, d.x, d.y, usize::MAX);
                 }
-                let part = parts.last_mut().expect("at least one part");
-                part.deltas.push(m.id.0, d.x, d.y);
                 part.counts[MOVED_DELTA] += 1;
             }
             MoveTo::Absolute(p) => push(&mut parts, budget, MOVED_ABS, m.id.0, &|gap, out| {
