@@ -113,8 +113,8 @@ impl TickCells {
         if self.by_cell.is_empty() {
             return;
         }
-        for cell in grid.cells_in_ring(center, 0.0, reach) {
-            self.by_cell.get(cell).iter().copied().for_each(&mut f);
+        for (row, columns) in grid.ring_runs(center, 0.0, reach) {
+            self.by_cell.run(row, columns, &mut f);
         }
     }
 }
@@ -187,7 +187,9 @@ impl ByCell {
         }
     }
 
-    fn get(&self, (x, y): (i32, i32)) -> &[CellEntry] {
+    /// Calls `f` on the entries of the cells `columns.0 ..= columns.1` of
+    /// `row`. Dense, a row's cells are adjacent in the array: one slice.
+    fn run(&self, row: i32, (lo, hi): (i32, i32), f: &mut impl FnMut(CellEntry)) {
         match self {
             Self::Dense {
                 origin,
@@ -195,17 +197,27 @@ impl ByCell {
                 starts,
                 entries,
             } => {
-                let (dx, dy) = (
-                    i64::from(x) - i64::from(origin.0),
-                    i64::from(y) - i64::from(origin.1),
-                );
-                if dx < 0 || dy < 0 || dx >= size.0 as i64 || dy >= size.1 as i64 {
-                    return &[];
+                // In i64: the run may reach past i32's range relative to the origin.
+                let dy = i64::from(row) - i64::from(origin.1);
+                let lo = (i64::from(lo) - i64::from(origin.0)).max(0);
+                let hi = (i64::from(hi) - i64::from(origin.0)).min(size.0 as i64 - 1);
+                if dy < 0 || dy >= size.1 as i64 || lo > hi {
+                    return;
                 }
-                let i = dy as usize * size.0 + dx as usize;
-                &entries[starts[i] as usize..starts[i + 1] as usize]
+                let first = dy as usize * size.0;
+                let cells =
+                    starts[first + lo as usize] as usize..starts[first + hi as usize + 1] as usize;
+                entries[cells].iter().copied().for_each(f);
             }
-            Self::Sparse(map) => map.get(&(x, y)).map_or(&[], Vec::as_slice),
+            Self::Sparse(map) => {
+                for x in lo..=hi {
+                    map.get(&(x, row))
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .for_each(&mut *f);
+                }
+            }
         }
     }
 }
@@ -234,6 +246,12 @@ mod tests {
         CellEntry::new(NetId(id), placement, true, true, None)
     }
 
+    fn run(by_cell: &ByCell, row: i32, columns: (i32, i32)) -> Vec<NetId> {
+        let mut ids = Vec::new();
+        by_cell.run(row, columns, &mut |e| ids.push(e.id));
+        ids
+    }
+
     /// Both layouts answer every lookup with the entries filed in that cell, in filing order.
     fn check(cells: &[(i32, i32)], dense: bool) {
         let staged: Vec<_> = cells
@@ -251,8 +269,17 @@ mod tests {
                 .filter(|(c, _)| *c == probe)
                 .map(|(_, e)| e.id)
                 .collect();
-            let got: Vec<NetId> = by_cell.get(probe).iter().map(|e| e.id).collect();
-            assert_eq!(got, want, "cell {probe:?}");
+            assert_eq!(
+                run(&by_cell, probe.1, (probe.0, probe.0)),
+                want,
+                "cell {probe:?}"
+            );
+            // A run of cells: theirs, cell after cell.
+            let (lo, hi) = (probe.0.saturating_sub(2), probe.0.saturating_add(3));
+            let want: Vec<NetId> = (lo..=hi)
+                .flat_map(|x| run(&by_cell, probe.1, (x, x)))
+                .collect();
+            assert_eq!(run(&by_cell, probe.1, (lo, hi)), want, "run {lo}..={hi}");
         }
     }
 

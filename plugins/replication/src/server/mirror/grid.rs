@@ -6,6 +6,10 @@ use crate::change_set::QPos;
 use crate::id_map::IdMap;
 use crate::net_id::NetId;
 
+mod ring;
+
+use ring::ring_runs;
+
 /// Uniform grid of entity ids by quantized position.
 ///
 /// Each cell lists its entities with their positions, so that a view can
@@ -93,19 +97,6 @@ impl Grid {
         }
     }
 
-    /// The cells overlapping the square `center ± reach` (in quanta).
-    pub fn cells_around(&self, center: QPos, reach: i32) -> impl Iterator<Item = (i32, i32)> {
-        let (x0, y0) = self.cell_of(QPos {
-            x: center.x.saturating_sub(reach),
-            y: center.y.saturating_sub(reach),
-        });
-        let (x1, y1) = self.cell_of(QPos {
-            x: center.x.saturating_add(reach),
-            y: center.y.saturating_add(reach),
-        });
-        (y0..=y1).flat_map(move |cy| (x0..=x1).map(move |cx| (cx, cy)))
-    }
-
     /// Every id within `reach` of `center` (in quanta), and perhaps a few
     /// just beyond (see [`Grid::in_ring`]).
     pub fn around(&self, center: QPos, reach: i32, f: impl FnMut(NetId)) {
@@ -152,27 +143,27 @@ impl Grid {
         }
     }
 
-    /// The cells overlapping the ring `inner ..= outer` around `center` (in quanta).
+    /// The cells overlapping the ring `inner ..= outer` around `center` (in
+    /// quanta), row by row (see [`ring_runs`]).
     pub fn cells_in_ring(
         &self,
         center: QPos,
         inner: f64,
         outer: f64,
     ) -> impl Iterator<Item = (i32, i32)> {
-        let q = f64::from(self.cell_quanta);
-        let (px, py) = (f64::from(center.x), f64::from(center.y));
-        let reach = outer.ceil().min(f64::from(i32::MAX)) as i32;
-        self.cells_around(center, reach).filter(move |&(cx, cy)| {
-            // Distances from the center to the nearest and farthest points of the cell.
-            let (x0, y0) = (f64::from(cx) * q, f64::from(cy) * q);
-            let (x1, y1) = (x0 + q, y0 + q);
-            let near_x = (x0 - px).max(px - x1).max(0.0);
-            let near_y = (y0 - py).max(py - y1).max(0.0);
-            let far_x = (px - x0).abs().max((x1 - px).abs());
-            let far_y = (py - y0).abs().max((y1 - py).abs());
-            near_x * near_x + near_y * near_y <= outer * outer
-                && far_x * far_x + far_y * far_y >= inner * inner
-        })
+        self.ring_runs(center, inner, outer)
+            .flat_map(|(cy, (lo, hi))| (lo..=hi).map(move |cx| (cx, cy)))
+    }
+
+    /// The cells overlapping the ring `inner ..= outer` around `center` (in
+    /// quanta), as runs of columns per row (see [`ring_runs`]).
+    pub fn ring_runs(
+        &self,
+        center: QPos,
+        inner: f64,
+        outer: f64,
+    ) -> impl Iterator<Item = (i32, (i32, i32))> {
+        ring_runs(self.cell_quanta, center, inner, outer)
     }
 }
 

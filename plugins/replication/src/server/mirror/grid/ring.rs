@@ -1,0 +1,179 @@
+//! Which cells of the grid a ring around a point overlaps, row by row.
+//!
+//! Every radius view asks this each tick, for a disc of a dozen cells across.
+//! Testing each cell of the bounding square cost a distance computation per
+//! cell, more than looking at the changes found in them; a row's overlapping
+//! cells are one run (two, where the ring's hole cuts through the row), so
+//! each row's ends are found from the circle's width at that row and checked
+//! against the exact test.
+
+use crate::change_set::QPos;
+
+/// The cells overlapping the ring `inner ..= outer` around `center` (in
+/// quanta, cells `cell` quanta wide), as `(row, (first column, last column))`
+/// runs, rows in increasing order, at most two runs per row.
+///
+/// Every cell whose square comes within `outer` of the center and reaches at
+/// least `inner` from it is in a run, and every cell in a run comes within
+/// `outer`; a cell just inside `inner` may be included where rounding makes
+/// the hole's edge uncertain (callers test each entity's own distance).
+pub(crate) fn ring_runs(
+    cell: i32,
+    center: QPos,
+    inner: f64,
+    outer: f64,
+) -> impl Iterator<Item = (i32, (i32, i32))> {
+    let cell = cell.max(1);
+    let q = f64::from(cell);
+    let (px, py) = (f64::from(center.x), f64::from(center.y));
+    let reach = outer.ceil().clamp(0.0, f64::from(i32::MAX)) as i32;
+    let bound = |v: i32| {
+        (
+            v.saturating_sub(reach).div_euclid(cell),
+            v.saturating_add(reach).div_euclid(cell),
+        )
+    };
+    let (x_min, x_max) = bound(center.x);
+    let (y_min, y_max) = bound(center.y);
+    // Distances from the center to the nearest and farthest points of a
+    // cell's span along one axis.
+    let near = move |c: i32, p: f64| {
+        let lo = f64::from(c) * q;
+        (lo - p).max(p - (lo + q)).max(0.0)
+    };
+    let far = move |c: i32, p: f64| {
+        let lo = f64::from(c) * q;
+        (p - lo).abs().max((lo + q - p).abs())
+    };
+    // Columns from a coordinate, saturating: `as` clamps to i32's range.
+    let column = move |x: f64| (x / q).floor() as i32;
+    (y_min..=y_max).flat_map(move |cy| {
+        let (near_y, far_y) = (near(cy, py), far(cy, py));
+        let overlaps = |cx: i32| {
+            let nx = near(cx, px);
+            nx * nx + near_y * near_y <= outer * outer
+        };
+        let in_hole = |cx: i32| {
+            let fx = far(cx, px);
+            fx * fx + far_y * far_y < inner * inner
+        };
+        let mut runs = [None, None];
+        if near_y * near_y > outer * outer {
+            return runs.into_iter().flatten();
+        }
+        // The circle's half-width at this row, then a cell of slack each
+        // side for rounding, trimmed back with the exact test. The cells
+        // that overlap form one run, so trimming its ends leaves exactly it.
+        let half = (outer * outer - near_y * near_y).sqrt();
+        let mut lo = column(px - half).saturating_sub(1).max(x_min);
+        let mut hi = column(px + half).saturating_add(1).min(x_max);
+        while lo <= hi && !overlaps(lo) {
+            lo += 1;
+        }
+        while hi >= lo && !overlaps(hi) {
+            hi -= 1;
+        }
+        if lo > hi {
+            return runs.into_iter().flatten();
+        }
+        runs[0] = Some((cy, (lo, hi)));
+        if inner > 0.0 && far_y < inner {
+            // The hole's cells form one run too; trimmed until its ends are
+            // surely in it, what remains is, and is left out.
+            let half = (inner * inner - far_y * far_y).sqrt();
+            let mut h_lo = column(px - half).saturating_add(1).max(lo);
+            let mut h_hi = column(px + half).saturating_sub(1).min(hi);
+            while h_lo <= h_hi && !in_hole(h_lo) {
+                h_lo += 1;
+            }
+            while h_hi >= h_lo && !in_hole(h_hi) {
+                h_hi -= 1;
+            }
+            if h_lo <= h_hi {
+                runs = [
+                    (lo < h_lo).then_some((cy, (lo, h_lo - 1))),
+                    (h_hi < hi).then_some((cy, (h_hi + 1, hi))),
+                ];
+            }
+        }
+        runs.into_iter().flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The test each cell of the bounding square used to get.
+    fn exact(cell: i32, center: QPos, inner: f64, outer: f64) -> BTreeSet<(i32, i32)> {
+        let q = f64::from(cell);
+        let (px, py) = (f64::from(center.x), f64::from(center.y));
+        let reach = outer.ceil() as i32;
+        let lo = |v: i32| (v - reach).div_euclid(cell);
+        let hi = |v: i32| (v + reach).div_euclid(cell);
+        let mut cells = BTreeSet::new();
+        for cy in lo(center.y)..=hi(center.y) {
+            for cx in lo(center.x)..=hi(center.x) {
+                let (x0, y0) = (f64::from(cx) * q, f64::from(cy) * q);
+                let (x1, y1) = (x0 + q, y0 + q);
+                let near_x = (x0 - px).max(px - x1).max(0.0);
+                let near_y = (y0 - py).max(py - y1).max(0.0);
+                let far_x = (px - x0).abs().max((x1 - px).abs());
+                let far_y = (py - y0).abs().max((y1 - py).abs());
+                if near_x * near_x + near_y * near_y <= outer * outer
+                    && far_x * far_x + far_y * far_y >= inner * inner
+                {
+                    cells.insert((cx, cy));
+                }
+            }
+        }
+        cells
+    }
+
+    fn runs(cell: i32, center: QPos, inner: f64, outer: f64) -> Vec<(i32, i32)> {
+        ring_runs(cell, center, inner, outer)
+            .flat_map(|(cy, (lo, hi))| (lo..=hi).map(move |cx| (cx, cy)))
+            .collect()
+    }
+
+    proptest! {
+        /// The runs hold each cell once, every cell the exact test keeps, and
+        /// nothing beyond `outer`; at most a cell at the hole's rounded edge more.
+        #[test]
+        fn runs_are_the_cells_each_cell_tested_alone_would_give(
+            cell in 1i32..64,
+            (x, y) in (-5_000i32..5_000, -5_000i32..5_000),
+            outer in 0.0f64..600.0,
+            hole in 0.0f64..1.0,
+        ) {
+            let center = QPos { x, y };
+            let inner = outer * hole;
+            let got = runs(cell, center, inner, outer);
+            let unique: BTreeSet<_> = got.iter().copied().collect();
+            prop_assert_eq!(unique.len(), got.len(), "a cell twice");
+            let want = exact(cell, center, inner, outer);
+            prop_assert!(unique.is_superset(&want), "missing {:?}", want.difference(&unique).collect::<Vec<_>>());
+            let with_hole = exact(cell, center, 0.0, outer);
+            prop_assert!(unique.is_subset(&with_hole), "beyond outer");
+            // Anything extra is at the hole's edge: within a hair of `inner`.
+            let hair = exact(cell, center, inner - 1e-6 * inner.max(1.0), outer);
+            prop_assert!(unique.is_subset(&hair), "deep inside the hole");
+        }
+    }
+
+    #[test]
+    fn a_ring_around_a_cell_corner_skips_its_hole_and_its_corners() {
+        // Cells 10 wide, center on a corner: the disc of 25 covers a 6×6
+        // square less its four corner cells; the hole of 15 takes the middle 2×2.
+        let center = QPos { x: 0, y: 0 };
+        let got: BTreeSet<_> = runs(10, center, 15.0, 25.0).into_iter().collect();
+        assert_eq!(got.len(), 36 - 4 - 4);
+        assert!(!got.contains(&(-3, -3)) && !got.contains(&(2, 2)));
+        assert!(!got.contains(&(0, 0)) && !got.contains(&(-1, -1)));
+        assert!(got.contains(&(-3, 0)) && got.contains(&(1, 1)));
+    }
+}
