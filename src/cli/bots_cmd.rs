@@ -281,7 +281,13 @@ fn drive(
         let clients: Vec<&GameClient> = bots.iter().map(|b| &b.client).collect();
         for (i, sent) in turned {
             let heading = bots[i].heading;
-            probes[i] = Some(Probe::new(heading, sent, counted, i, &clients));
+            probes[i] = Some(Probe::new(
+                heading,
+                sent,
+                counted,
+                (i, latency.measure_remote),
+                &clients,
+            ));
         }
         latency.resolve(&clients, &seen, &mut probes);
         let synced = clients
