@@ -12,10 +12,16 @@
 //! `kasagi serve --store none` (the load scenarios) runs its rooms.
 //!
 //! Run: `cargo bench --bench serve_tick`
+//!
+//! Counted: `SERVE_TICK_COUNT=N` runs exactly `N` measured ticks of the
+//! storeless room instead of criterion (`SERVE_TICK_FULL=1`: of the room with
+//! the full change set), for callgrind. A fixed count matters: the village's
+//! cost per tick drifts as it runs, so runs of different lengths (as
+//! criterion's timed ones are under valgrind) are not comparable.
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use kasagi::room::Room;
 use kasagi::serve::build_room;
 use kasagi::sim::WorldDef;
@@ -93,5 +99,27 @@ fn serve_tick(c: &mut Criterion) {
     group.finish();
 }
 
+/// `SERVE_TICK_COUNT` ticks, measured, and nothing else (see the module docs).
+fn count_ticks(ticks: u64) {
+    let full = std::env::var_os("SERVE_TICK_FULL").is_some_and(|v| v == "1");
+    let mut room = warm_room(full);
+    let mut packets = 0;
+    for _ in 0..ticks {
+        packets += measured_tick(&mut room);
+    }
+    eprintln!("{ticks} ticks, {packets} packets");
+}
+
 criterion_group!(benches, serve_tick);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(ticks) = std::env::var("SERVE_TICK_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        count_ticks(ticks);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
