@@ -113,9 +113,9 @@ impl TickCells {
         if self.by_cell.is_empty() {
             return;
         }
-        for (row, columns) in grid.ring_runs(center, 0.0, reach) {
+        grid.ring_runs(center, (0.0, reach), |row, columns| {
             self.by_cell.run(row, columns, &mut f);
-        }
+        });
     }
 }
 

@@ -128,42 +128,28 @@ impl Grid {
                 d_sq >= lo * lo && d_sq <= hi * hi
             })
         };
-        for cell in self.cells_in_ring(center, min, max) {
-            let Some(&c) = self.index.get(&cell) else {
-                continue;
-            };
-            for &(id, p) in &self.cells[c as usize] {
-                let dx = f64::from(p.x) - f64::from(center.x);
-                let dy = f64::from(p.y) - f64::from(center.y);
-                let d_sq = dx * dx + dy * dy;
-                if d_sq >= min * min && d_sq <= max * max && in_any(d_sq) {
-                    f(id);
+        self.ring_runs(center, (min, max), |cy, (lo, hi)| {
+            for cx in lo..=hi {
+                let Some(&c) = self.index.get(&(cx, cy)) else {
+                    continue;
+                };
+                for &(id, p) in &self.cells[c as usize] {
+                    let dx = f64::from(p.x) - f64::from(center.x);
+                    let dy = f64::from(p.y) - f64::from(center.y);
+                    let d_sq = dx * dx + dy * dy;
+                    if d_sq >= min * min && d_sq <= max * max && in_any(d_sq) {
+                        f(id);
+                    }
                 }
             }
-        }
+        });
     }
 
-    /// The cells overlapping the ring `inner ..= outer` around `center` (in
-    /// quanta), row by row (see [`ring_runs`]).
-    pub fn cells_in_ring(
-        &self,
-        center: QPos,
-        inner: f64,
-        outer: f64,
-    ) -> impl Iterator<Item = (i32, i32)> {
-        self.ring_runs(center, inner, outer)
-            .flat_map(|(cy, (lo, hi))| (lo..=hi).map(move |cx| (cx, cy)))
-    }
-
-    /// The cells overlapping the ring `inner ..= outer` around `center` (in
-    /// quanta), as runs of columns per row (see [`ring_runs`]).
-    pub fn ring_runs(
-        &self,
-        center: QPos,
-        inner: f64,
-        outer: f64,
-    ) -> impl Iterator<Item = (i32, (i32, i32))> {
-        ring_runs(self.cell_quanta, center, inner, outer)
+    /// Calls `f(row, (first column, last column))` on the runs of cells
+    /// overlapping the ring `inner ..= outer` around `center` (in quanta; see
+    /// [`ring_runs`]).
+    pub fn ring_runs(&self, center: QPos, ring: (f64, f64), f: impl FnMut(i32, (i32, i32))) {
+        ring_runs(self.cell_quanta, center, ring, f);
     }
 }
 

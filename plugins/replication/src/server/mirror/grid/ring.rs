@@ -9,9 +9,11 @@
 
 use crate::change_set::QPos;
 
-/// The cells overlapping the ring `inner ..= outer` around `center` (in
-/// quanta, cells `cell` quanta wide), as `(row, (first column, last column))`
-/// runs, rows in increasing order, at most two runs per row.
+/// Calls `f(row, (first column, last column))` on each run of cells
+/// overlapping the ring `inner ..= outer` around `center` (in quanta, cells
+/// `cell` quanta wide): rows in increasing order, at most two runs per row.
+/// A callback rather than an iterator: nested flattening iterators cost more
+/// per cell than the ring's arithmetic per row.
 ///
 /// Every cell whose square comes within `outer` of the center and reaches at
 /// least `inner` from it is in a run, and every cell in a run comes within
@@ -20,9 +22,9 @@ use crate::change_set::QPos;
 pub(crate) fn ring_runs(
     cell: i32,
     center: QPos,
-    inner: f64,
-    outer: f64,
-) -> impl Iterator<Item = (i32, (i32, i32))> {
+    (inner, outer): (f64, f64),
+    mut f: impl FnMut(i32, (i32, i32)),
+) {
     let cell = cell.max(1);
     let q = f64::from(cell);
     let (px, py) = (f64::from(center.x), f64::from(center.y));
@@ -37,17 +39,17 @@ pub(crate) fn ring_runs(
     let (y_min, y_max) = bound(center.y);
     // Distances from the center to the nearest and farthest points of a
     // cell's span along one axis.
-    let near = move |c: i32, p: f64| {
+    let near = |c: i32, p: f64| {
         let lo = f64::from(c) * q;
         (lo - p).max(p - (lo + q)).max(0.0)
     };
-    let far = move |c: i32, p: f64| {
+    let far = |c: i32, p: f64| {
         let lo = f64::from(c) * q;
         (p - lo).abs().max((lo + q - p).abs())
     };
     // Columns from a coordinate, saturating: `as` clamps to i32's range.
-    let column = move |x: f64| (x / q).floor() as i32;
-    (y_min..=y_max).flat_map(move |cy| {
+    let column = |x: f64| (x / q).floor() as i32;
+    for cy in y_min..=y_max {
         let (near_y, far_y) = (near(cy, py), far(cy, py));
         let overlaps = |cx: i32| {
             let nx = near(cx, px);
@@ -57,9 +59,8 @@ pub(crate) fn ring_runs(
             let fx = far(cx, px);
             fx * fx + far_y * far_y < inner * inner
         };
-        let mut runs = [None, None];
         if near_y * near_y > outer * outer {
-            return runs.into_iter().flatten();
+            continue;
         }
         // The circle's half-width at this row, then a cell of slack each
         // side for rounding, trimmed back with the exact test. The cells
@@ -74,9 +75,8 @@ pub(crate) fn ring_runs(
             hi -= 1;
         }
         if lo > hi {
-            return runs.into_iter().flatten();
+            continue;
         }
-        runs[0] = Some((cy, (lo, hi)));
         if inner > 0.0 && far_y < inner {
             // The hole's cells form one run too; trimmed until its ends are
             // surely in it, what remains is, and is left out.
@@ -90,14 +90,17 @@ pub(crate) fn ring_runs(
                 h_hi -= 1;
             }
             if h_lo <= h_hi {
-                runs = [
-                    (lo < h_lo).then_some((cy, (lo, h_lo - 1))),
-                    (h_hi < hi).then_some((cy, (h_hi + 1, hi))),
-                ];
+                if lo < h_lo {
+                    f(cy, (lo, h_lo - 1));
+                }
+                if h_hi < hi {
+                    f(cy, (h_hi + 1, hi));
+                }
+                continue;
             }
         }
-        runs.into_iter().flatten()
-    })
+        f(cy, (lo, hi));
+    }
 }
 
 #[cfg(test)]
@@ -135,9 +138,11 @@ mod tests {
     }
 
     fn runs(cell: i32, center: QPos, inner: f64, outer: f64) -> Vec<(i32, i32)> {
-        ring_runs(cell, center, inner, outer)
-            .flat_map(|(cy, (lo, hi))| (lo..=hi).map(move |cx| (cx, cy)))
-            .collect()
+        let mut cells = Vec::new();
+        ring_runs(cell, center, (inner, outer), |cy, (lo, hi)| {
+            cells.extend((lo..=hi).map(|cx| (cx, cy)));
+        });
+        cells
     }
 
     proptest! {
