@@ -27,6 +27,10 @@ use super::DecodeError;
 pub(super) struct DeltaMoves {
     /// `(id, zigzag(dx), zigzag(dy))`, ids increasing.
     moves: Vec<(u64, u32, u32)>,
+    /// Bytes before the bits: the first id's varint and the two widths.
+    head: usize,
+    /// The last id pushed.
+    last: u64,
     gap_bits: u64,
     width_x: u32,
     width_y: u32,
@@ -35,31 +39,29 @@ pub(super) struct DeltaMoves {
 impl DeltaMoves {
     /// Encoded size in bytes (count excluded).
     pub fn size(&self) -> usize {
-        match self.moves.first() {
-            None => 0,
-            Some(&(first, _, _)) => section_bytes(
-                first,
-                self.gap_bits,
-                self.moves.len() as u64,
-                self.width_x,
-                self.width_y,
-            ),
+        if self.moves.is_empty() {
+            return 0;
         }
+        let count = self.moves.len() as u64;
+        self.head + bits_bytes(self.gap_bits, count, self.width_x, self.width_y)
     }
 
     /// Adds a move unless that would make the section larger than `limit`
     /// bytes; returns whether it did. Ids must increase.
+    #[inline]
     pub fn push_within(&mut self, id: u64, dx: i32, dy: i32, limit: usize) -> bool {
         let (zx, zy) = (zigzag(dx), zigzag(dy));
         let (wx, wy) = (self.width_x.max(width(zx)), self.width_y.max(width(zy)));
-        let (first, gap_bits) = match (self.moves.first(), self.moves.last()) {
-            (Some(&(first, _, _)), Some(&(last, _, _))) => {
-                (first, self.gap_bits + gamma_len(id.saturating_sub(last)))
-            }
-            _ => (id, 0),
+        let (head, gap_bits) = if self.moves.is_empty() {
+            (varint_len(id) + 2, 0)
+        } else {
+            (
+                self.head,
+                self.gap_bits + gamma_len(id.saturating_sub(self.last)),
+            )
         };
         let count = self.moves.len() as u64 + 1;
-        if section_bytes(first, gap_bits, count, wx, wy) > limit {
+        if head + bits_bytes(gap_bits, count, wx, wy) > limit {
             return false;
         }
         if self.moves.capacity() == 0 {
@@ -68,7 +70,8 @@ impl DeltaMoves {
             self.moves.reserve(128);
         }
         self.moves.push((id, zx, zy));
-        (self.gap_bits, self.width_x, self.width_y) = (gap_bits, wx, wy);
+        (self.head, self.last, self.gap_bits) = (head, id, gap_bits);
+        (self.width_x, self.width_y) = (wx, wy);
         true
     }
 
@@ -104,11 +107,10 @@ impl DeltaMoves {
     }
 }
 
-/// Bytes of a section of `count` moves from `first`, with `gap_bits` of gaps
-/// and deltas `wx` and `wy` bits wide.
-fn section_bytes(first: u64, gap_bits: u64, count: u64, wx: u32, wy: u32) -> usize {
-    let bits = gap_bits + count * u64::from(wx + wy);
-    varint_len(first) + 2 + bits.div_ceil(8) as usize
+/// Bytes of the bits of `count` moves with `gap_bits` of gaps and deltas
+/// `wx` and `wy` bits wide.
+fn bits_bytes(gap_bits: u64, count: u64, wx: u32, wy: u32) -> usize {
+    (gap_bits + count * u64::from(wx + wy)).div_ceil(8) as usize
 }
 
 /// Reads `count` delta moves from `rest`, returning `(id, dx, dy)` with absolute ids.
