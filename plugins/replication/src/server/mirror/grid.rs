@@ -1,13 +1,13 @@
 //! The interest grid: replicated entities filed by cell, with their positions.
 
-use bevy_platform::collections::HashMap;
-
 use crate::change_set::QPos;
 use crate::id_map::IdMap;
 use crate::net_id::NetId;
 
+mod cells;
 mod ring;
 
+use cells::Cells;
 use ring::ring_runs;
 
 /// Uniform grid of entity ids by quantized position.
@@ -21,12 +21,9 @@ use ring::ring_runs;
 #[derive(Debug, Default)]
 pub(crate) struct Grid {
     pub cell_quanta: i32,
-    /// Cell coordinates → index in `cells`. Cells that empty keep their
-    /// index (their storage is freed): the grid holds every cell ever used.
-    index: HashMap<(i32, i32), u32>,
-    cells: Vec<Vec<(NetId, QPos)>>,
-    /// Where each entity is filed: its cell's index and its place in it.
-    filed: IdMap<(u32, u32)>,
+    cells: Cells,
+    /// Where each entity is filed: its cell and its place in it.
+    filed: IdMap<((i32, i32), u32)>,
 }
 
 impl Grid {
@@ -47,22 +44,18 @@ impl Grid {
     /// Files `id` at `p`; it must not be filed already.
     fn insert(&mut self, id: NetId, p: QPos) {
         let cell = self.cell_of(p);
-        let cells = &mut self.cells;
-        let c = *self.index.entry(cell).or_insert_with(|| {
-            cells.push(Vec::new());
-            (cells.len() - 1) as u32
-        });
-        let entries = &mut self.cells[c as usize];
+        let entries = self.cells.entry(cell, self.filed.len());
         entries.push((id, p));
-        self.filed.insert(id, (c, (entries.len() - 1) as u32));
+        let place = (entries.len() - 1) as u32;
+        self.filed.insert(id, (cell, place));
     }
 
     /// Takes `id` off the grid.
     pub fn remove(&mut self, id: NetId) {
-        let Some((c, i)) = self.filed.remove(&id) else {
+        let Some((cell, i)) = self.filed.remove(&id) else {
             return;
         };
-        let Some(entries) = self.cells.get_mut(c as usize) else {
+        let Some(entries) = self.cells.get_mut(cell) else {
             return;
         };
         if (i as usize) < entries.len() {
@@ -74,7 +67,7 @@ impl Grid {
             place.1 = i;
         }
         if entries.is_empty() {
-            *entries = Vec::new();
+            self.cells.release(cell);
         }
     }
 
@@ -82,11 +75,8 @@ impl Grid {
     pub fn relocate(&mut self, id: NetId, from: Option<QPos>, to: Option<QPos>) {
         if let (Some(from), Some(to)) = (from, to)
             && self.cell_of(from) == self.cell_of(to)
-            && let Some(&(c, i)) = self.filed.get(&id)
-            && let Some(entry) = self
-                .cells
-                .get_mut(c as usize)
-                .and_then(|e| e.get_mut(i as usize))
+            && let Some(&(cell, i)) = self.filed.get(&id)
+            && let Some(entry) = self.cells.get_mut(cell).and_then(|e| e.get_mut(i as usize))
         {
             entry.1 = to;
             return;
@@ -128,12 +118,9 @@ impl Grid {
                 d_sq >= lo * lo && d_sq <= hi * hi
             })
         };
-        self.ring_runs(center, (min, max), |cy, (lo, hi)| {
-            for cx in lo..=hi {
-                let Some(&c) = self.index.get(&(cx, cy)) else {
-                    continue;
-                };
-                for &(id, p) in &self.cells[c as usize] {
+        self.ring_runs(center, (min, max), |cy, run| {
+            self.cells.run(cy, run, |entries| {
+                for &(id, p) in entries {
                     let dx = f64::from(p.x) - f64::from(center.x);
                     let dy = f64::from(p.y) - f64::from(center.y);
                     let d_sq = dx * dx + dy * dy;
@@ -141,7 +128,7 @@ impl Grid {
                         f(id);
                     }
                 }
-            }
+            });
         });
     }
 
