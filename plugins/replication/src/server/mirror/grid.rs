@@ -21,6 +21,8 @@ use ring::ring_runs;
 #[derive(Debug, Default)]
 pub(crate) struct Grid {
     pub cell_quanta: i32,
+    /// `1 / cell_quanta`, for [`Grid::cell_of`].
+    per_quantum: f64,
     cells: Cells,
     /// Where each entity is filed: its cell and its place in it.
     filed: IdMap<((i32, i32), u32)>,
@@ -28,17 +30,35 @@ pub(crate) struct Grid {
 
 impl Grid {
     pub fn new(cell_quanta: i32) -> Self {
+        let cell_quanta = cell_quanta.max(1);
         Self {
-            cell_quanta: cell_quanta.max(1),
+            cell_quanta,
+            per_quantum: 1.0 / f64::from(cell_quanta),
             ..Self::default()
         }
     }
 
+    /// The cell holding `p`: each coordinate divided by `cell_quanta`,
+    /// rounded down.
     pub fn cell_of(&self, p: QPos) -> (i32, i32) {
-        (
-            p.x.div_euclid(self.cell_quanta),
-            p.y.div_euclid(self.cell_quanta),
-        )
+        (self.div_floor(p.x), self.div_floor(p.y))
+    }
+
+    /// `v.div_euclid(cell_quanta)` without the division: an integer
+    /// division takes tens of cycles, and every move divides four or six
+    /// times. A product with the reciprocal is off by at most one (its error
+    /// is far below `1 / cell_quanta` for any `i32`), which one comparison
+    /// each way corrects.
+    fn div_floor(&self, v: i32) -> i32 {
+        let q = i64::from(self.cell_quanta);
+        let v = i64::from(v);
+        let mut c = (v as f64 * self.per_quantum).floor() as i64;
+        if c * q > v {
+            c -= 1;
+        } else if (c + 1) * q <= v {
+            c += 1;
+        }
+        c as i32
     }
 
     /// Files `id` at `p`; it must not be filed already.
@@ -142,7 +162,35 @@ impl Grid {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    #[test]
+    fn the_reciprocal_is_corrected_where_it_rounds_below() {
+        // 147 × (1/49) is 2.9999999999999996 in f64.
+        for (q, v) in [(49, 147), (49, 604_905), (91, -70_707), (98, 1_209_810)] {
+            assert_eq!(Grid::new(q).div_floor(v), v.div_euclid(q), "{v} / {q}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn cells_are_euclidean_quotients(
+            q in prop_oneof![1i32..64, 1i32..=i32::MAX],
+            v in prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX), -1000i32..1000],
+            k in -70_000i32..70_000,
+        ) {
+            let grid = Grid::new(q);
+            prop_assert_eq!(grid.div_floor(v), v.div_euclid(q));
+            // Exact multiples and their neighbours, where rounding bites.
+            if let Some(m) = k.checked_mul(q) {
+                for v in [m.saturating_sub(1), m, m.saturating_add(1)] {
+                    prop_assert_eq!(grid.div_floor(v), v.div_euclid(q), "{} / {}", v, q);
+                }
+            }
+        }
+    }
 
     fn ring_ids(grid: &Grid, inner: f64, outer: f64) -> Vec<u64> {
         let mut ids = Vec::new();
