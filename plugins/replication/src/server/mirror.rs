@@ -271,7 +271,7 @@ impl Mirror {
 /// Quantizes a position to `precision` units per quantum, saturating far away.
 pub(crate) fn quantize(v: Vec2, precision: f32) -> QPos {
     let q = |c: f32| {
-        let n = (c / precision).round();
+        let n = round_half_away(c / precision);
         if n.is_nan() {
             0
         } else {
@@ -284,6 +284,25 @@ pub(crate) fn quantize(v: Vec2, precision: f32) -> QPos {
     }
 }
 
+/// `r.round()` (halves away from zero) without a call into libm: baseline
+/// x86-64 has no rounding instruction, and every move quantizes twice.
+/// Below 2^23 the truncation is exact, and so is the fraction `r - t`;
+/// from there on every `f32` is an integer already (or not a number).
+fn round_half_away(r: f32) -> f32 {
+    if r.is_nan() || r.abs() >= 8_388_608.0 {
+        return r;
+    }
+    let t = r as i32 as f32;
+    let fraction = r - t;
+    if fraction >= 0.5 {
+        t + 1.0
+    } else if fraction <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
 /// The position a quantized value stands for.
 pub fn dequantize(p: QPos, precision: f32) -> Vec2 {
     Vec2::new(p.x as f32 * precision, p.y as f32 * precision)
@@ -291,7 +310,26 @@ pub fn dequantize(p: QPos, precision: f32) -> Vec2 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Every `f32`, halves, near-halves and the edges of exactness included.
+        #[test]
+        fn rounding_agrees_with_round(
+            r in prop_oneof![
+                any::<u32>().prop_map(f32::from_bits),
+                (-100_000i32..100_000).prop_map(|n| n as f32 + 0.5),
+                (-100_000i32..100_000).prop_map(|n| (n as f32 + 0.5).next_down()),
+                (-100_000i32..100_000).prop_map(|n| (n as f32 + 0.5).next_up()),
+                (8_388_600i32..8_388_620).prop_map(|n| n as f32 - 0.5),
+            ],
+        ) {
+            let (got, want) = (round_half_away(r), r.round());
+            prop_assert!(got == want || (got.is_nan() && want.is_nan()), "{r}: {got} against {want}");
+        }
+    }
 
     #[test]
     fn changed_since_agrees_with_the_ticks_of_each_component() {

@@ -46,13 +46,14 @@ impl Grid {
 
     /// `v.div_euclid(cell_quanta)` without the division: an integer
     /// division takes tens of cycles, and every move divides four or six
-    /// times. A product with the reciprocal is off by at most one (its error
-    /// is far below `1 / cell_quanta` for any `i32`), which one comparison
-    /// each way corrects.
+    /// times. The product with the reciprocal, truncated (`floor` would be
+    /// a call into libm on baseline x86-64), is off by at most one: its
+    /// error is far below `1 / cell_quanta` for any `i32`, and truncation
+    /// rounds negative quotients up. One comparison each way corrects it.
     fn div_floor(&self, v: i32) -> i32 {
         let q = i64::from(self.cell_quanta);
         let v = i64::from(v);
-        let mut c = (v as f64 * self.per_quantum).floor() as i64;
+        let mut c = (v as f64 * self.per_quantum) as i64;
         if c * q > v {
             c -= 1;
         } else if (c + 1) * q <= v {
