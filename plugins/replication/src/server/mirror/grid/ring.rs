@@ -66,30 +66,22 @@ pub(crate) fn ring_runs(
         // side for rounding, trimmed back with the exact test. The cells
         // that overlap form one run, so trimming its ends leaves exactly it.
         let half = (outer * outer - near_y * near_y).sqrt();
-        let mut lo = column(px - half).saturating_sub(1).max(x_min);
-        let mut hi = column(px + half).saturating_add(1).min(x_max);
-        while lo <= hi && !overlaps(lo) {
-            lo += 1;
-        }
-        while hi >= lo && !overlaps(hi) {
-            hi -= 1;
-        }
-        if lo > hi {
+        let Some((lo, hi)) = trim(
+            column(px - half).saturating_sub(1).max(x_min),
+            column(px + half).saturating_add(1).min(x_max),
+            overlaps,
+        ) else {
             continue;
-        }
+        };
         if inner > 0.0 && far_y < inner {
             // The hole's cells form one run too; trimmed until its ends are
             // surely in it, what remains is, and is left out.
             let half = (inner * inner - far_y * far_y).sqrt();
-            let mut h_lo = column(px - half).saturating_add(1).max(lo);
-            let mut h_hi = column(px + half).saturating_sub(1).min(hi);
-            while h_lo <= h_hi && !in_hole(h_lo) {
-                h_lo += 1;
-            }
-            while h_hi >= h_lo && !in_hole(h_hi) {
-                h_hi -= 1;
-            }
-            if h_lo <= h_hi {
+            if let Some((h_lo, h_hi)) = trim(
+                column(px - half).saturating_add(1).max(lo),
+                column(px + half).saturating_sub(1).min(hi),
+                in_hole,
+            ) {
                 if lo < h_lo {
                     f(cy, (lo, h_lo - 1));
                 }
@@ -101,6 +93,15 @@ pub(crate) fn ring_runs(
         }
         f(cy, (lo, hi));
     }
+}
+
+/// `lo ..= hi` with the ends that fail `keep` cut off, from either side;
+/// `None` if no column passes. For columns where `keep` holds on one run,
+/// that run (its part within `lo ..= hi`).
+fn trim(lo: i32, hi: i32, keep: impl Fn(i32) -> bool) -> Option<(i32, i32)> {
+    let lo = (lo..=hi).find(|&c| keep(c))?;
+    let hi = (lo..=hi).rev().find(|&c| keep(c))?;
+    Some((lo, hi))
 }
 
 #[cfg(test)]
@@ -167,6 +168,25 @@ mod tests {
             // Anything extra is at the hole's edge: within a hair of `inner`.
             let hair = exact(cell, center, inner - 1e-6 * inner.max(1.0), outer);
             prop_assert!(unique.is_subset(&hair), "deep inside the hole");
+        }
+    }
+
+    #[test]
+    fn rings_at_the_edges_of_i32_stay_in_range() {
+        for (x, y) in [
+            (i32::MAX, i32::MAX),
+            (i32::MIN, i32::MIN),
+            (i32::MAX, i32::MIN),
+        ] {
+            // Cells of 1 around the center's are in the ring; a cell of 7
+            // reaches past the hole of 1.5, so the center's own cell is too.
+            let got = runs(1, QPos { x, y }, 1.5, 4.0);
+            assert!(!got.is_empty(), "({x}, {y}) by 1");
+            let got = runs(7, QPos { x, y }, 1.5, 4.0);
+            assert!(
+                got.contains(&(x.div_euclid(7), y.div_euclid(7))),
+                "({x}, {y}) by 7"
+            );
         }
     }
 
