@@ -285,7 +285,8 @@ fn drive(
                 heading,
                 sent,
                 counted,
-                (i, latency.measure_remote),
+                i,
+                latency.measure_remote,
                 &clients,
             ));
         }

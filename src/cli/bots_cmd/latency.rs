@@ -51,7 +51,8 @@ impl Probe {
         heading: Vec2,
         sent: Instant,
         counted: bool,
-        (me, measure_remote): (usize, bool),
+        me: usize,
+        measure_remote: bool,
         clients: &[&GameClient],
     ) -> Self {
         let observers = match clients[me].player() {
