@@ -7,6 +7,7 @@
 //! first: rooms tick in parallel across cores, and a busy room never stalls
 //! the network thread.
 
+mod cadence;
 mod commands;
 mod load_window;
 mod network;

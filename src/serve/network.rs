@@ -16,6 +16,7 @@ use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
 use kasagi_replication::ReplicationRegistry;
 use kasagi_replication::client::ClientReplicationPlugin;
 
+use super::cadence;
 use super::load_window::{LoadReport, LoadWindow, LoadWindowSpec};
 use super::rate_limit::{RateLimiter, RateLimits, Verdict};
 use super::room_pool::RoomPool;
@@ -126,6 +127,10 @@ pub struct GameServer {
     recovered: Vec<(String, Recovery)>,
     load: Option<LoadWindow>,
     load_report: Option<LoadReport>,
+    /// Rooms' tick grids count from here; the nth room opened ticks at
+    /// [`cadence::phase`]`(n)` of the slot.
+    epoch: Instant,
+    rooms_opened: u64,
 }
 
 impl GameServer {
@@ -166,6 +171,8 @@ impl GameServer {
             last_pass: (Instant::now(), Duration::ZERO),
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             recovered: Vec::new(),
+            epoch: Instant::now(),
+            rooms_opened: 0,
         })
     }
 
@@ -425,7 +432,10 @@ impl GameServer {
             persist: self.options.persist.clone(),
             resume_only,
             waker: Some(self.waker.clone()),
+            epoch: self.epoch,
+            phase: cadence::phase(self.rooms_opened),
         };
+        self.rooms_opened += 1;
         let (inbox, rx) = unbounded();
         let out = self.to_network.clone();
         let pool = self.pool.as_ref().map(RoomPool::sender);

@@ -8,6 +8,7 @@ use glam::Vec2;
 use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
 use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
 
+use super::cadence::Cadence;
 use super::commands::Commands;
 use super::outlet::Outlet;
 use super::room_pool::Task;
@@ -64,6 +65,11 @@ pub(crate) struct RoomSettings {
     pub resume_only: bool,
     /// Wakes the network thread when a tick's packets are handed over.
     pub waker: Option<Waker>,
+    /// The instant every room's tick grid counts from (see [`Cadence`]).
+    pub epoch: Instant,
+    /// Where this room's ticks fall within the slot, a fraction of it
+    /// ([`super::cadence::phase`]).
+    pub phase: f64,
 }
 
 /// A running room as the pool steps it: between two ticks it takes what
@@ -74,7 +80,7 @@ pub(crate) struct RoomTask {
     settings: RoomSettings,
     inbox: Receiver<ToRoom>,
     out: ToNetwork,
-    slot: Duration,
+    cadence: Cadence,
     next_tick: Instant,
     empty_since: Option<Instant>,
 }
@@ -109,6 +115,8 @@ pub(crate) fn open(
         return None;
     };
     let dt = room.world().resource::<SimParams>().dt;
+    let slot = Duration::from_secs_f64(f64::from(dt));
+    let cadence = Cadence::new(settings.epoch, slot, settings.phase);
     let mut roster = Roster::default();
     room.world_mut().insert_resource(outlet);
     adopt_orphans(&mut room, &mut roster);
@@ -118,8 +126,8 @@ pub(crate) fn open(
         settings,
         inbox,
         out,
-        slot: Duration::from_secs_f64(f64::from(dt)),
-        next_tick: Instant::now(),
+        cadence,
+        next_tick: cadence.first(Instant::now()),
         empty_since: Some(Instant::now()),
     })
 }
@@ -172,7 +180,7 @@ impl Task for RoomTask {
         });
         expire_away(room, roster, settings.reconnect_grace, out);
 
-        self.next_tick = next_deadline(self.next_tick, self.slot, Instant::now());
+        self.next_tick = self.cadence.next(self.next_tick, Instant::now());
         if roster.members.is_empty() && roster.away.is_empty() {
             let since = *self.empty_since.get_or_insert_with(Instant::now);
             // The archive must not wait for the writer here, on a worker
@@ -188,17 +196,6 @@ impl Task for RoomTask {
         }
         Some(self.next_tick)
     }
-}
-
-/// The deadline of the tick after the one due at `due`: one slot later, or,
-/// when that has passed by more than a slot (a stall, or more rooms than the
-/// cores can tick), `now`: the missed ticks are skipped rather than run back
-/// to back, and the room ticks again as soon as a worker is free, behind the
-/// rooms that have waited longer. Waiting for a later slot instead would
-/// leave cores idle while rooms are behind.
-fn next_deadline(due: Instant, slot: Duration, now: Instant) -> Instant {
-    let next = due + slot;
-    if next + slot >= now { next } else { now }
 }
 
 fn handle(
@@ -497,19 +494,6 @@ impl ToNetwork {
 mod tests {
     use super::super::wake::{WakeSource, Woken};
     use super::*;
-
-    #[test]
-    fn a_room_more_than_a_slot_late_skips_the_missed_ticks() {
-        let t0 = Instant::now();
-        let slot = Duration::from_millis(10);
-        let at = |ms| t0 + Duration::from_millis(ms);
-        // On time, or less than a slot late: the next slot, run at once if due.
-        assert_eq!(next_deadline(t0, slot, at(3)), at(10));
-        assert_eq!(next_deadline(t0, slot, at(19)), at(10));
-        // Further behind: now, the missed ticks skipped.
-        assert_eq!(next_deadline(t0, slot, at(21)), at(21));
-        assert_eq!(next_deadline(t0, slot, at(1_234)), at(1_234));
-    }
 
     #[test]
     fn replies_wake_the_network_thread_and_posts_do_not() {
