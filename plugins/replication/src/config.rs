@@ -44,6 +44,18 @@ pub struct ReplicationConfig {
     /// Off, [`crate::ReplicationServer::full_change_set`] is an empty set
     /// for each tick.
     pub full_change_set: bool,
+    /// A client whose acks come this many ticks or more later than its
+    /// round trip (the least lag between a set and its ack seen lately) gets
+    /// change sets less often: every second tick, every third from twice as
+    /// late. Such a client reads its sets more slowly than they come (a
+    /// starved or overloaded device, a congested link), so each set waits in
+    /// a queue in front of it; one set every few ticks carries the same
+    /// changes, merged, in fewer and smaller packets, for less work on both
+    /// ends, and the client catches up. A long round trip alone holds
+    /// nothing back. Full states, repairs and due checksums never wait.
+    /// 0: every client gets every tick's set. See ARCHITECTURE.md,
+    /// "Delivery semantics".
+    pub backoff_after_ticks: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -59,6 +71,8 @@ impl Default for ReplicationConfig {
             full_state_resend_ticks: Some(8),
             chained_deltas: true,
             full_change_set: true,
+            // 100 ms at 30 Hz: LEDBAT's target for queueing delay.
+            backoff_after_ticks: 3,
         }
     }
 }

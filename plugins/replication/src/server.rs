@@ -4,6 +4,7 @@
 //! and disconnects clients, sets their views, takes their acks and resync
 //! requests, and hands out each client's encoded packets after every tick.
 
+mod backoff;
 mod build;
 mod client_state;
 pub(crate) mod collect;
@@ -70,6 +71,10 @@ pub struct ClientStats {
     pub packets: u64,
     /// Bytes produced.
     pub bytes: u64,
+    /// Ticks whose change set was held back because the client's acks fell
+    /// behind ([`ReplicationConfig::backoff_after_ticks`]); the next set
+    /// sent carries their changes.
+    pub held_back: u64,
     /// Entities currently visible.
     pub visible: u64,
     /// The last acknowledged tick.
@@ -212,7 +217,12 @@ impl ReplicationServer {
             .clients
             .get_mut(&client)
             .ok_or(AckError::UnknownClient(client))?;
-        state.receive_ack(tick)
+        let newer = state.acked.is_none_or(|acked| tick > acked);
+        state.receive_ack(tick)?;
+        if newer {
+            state.round_trip.sample(self.tick, tick);
+        }
+        Ok(())
     }
 
     /// Records that `client` holds `holds` and could not apply the change set

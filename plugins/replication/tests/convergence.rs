@@ -8,7 +8,8 @@
 //! one, room views that are in step share one encoded delta per tick. So are
 //! chained deltas (against the previous set sent, repaired when the client
 //! reports a lost link; reports travel the same lossy channel as acks) and
-//! deltas against the acknowledged tick.
+//! deltas against the acknowledged tick. So are clients whose delayed acks
+//! make the server hold change sets back (`backoff_after_ticks`).
 
 mod common;
 
@@ -123,11 +124,13 @@ impl Harness {
     /// `private`: whether the protocol has an owner-only component. Without
     /// one, in-step room views take the shared delta (`server::shared`).
     /// `chained`: deltas against the previous set sent, or against the ack.
-    fn new(seed: u64, views: &[u8], private: bool, chained: bool) -> Self {
+    /// `backoff`: acks this many ticks behind hold sets back (0: never).
+    fn new(seed: u64, views: &[u8], private: bool, chained: bool, backoff: u32) -> Self {
         let config = ReplicationConfig {
             mtu: 300,
             checksum_interval: 4,
             chained_deltas: chained,
+            backoff_after_ticks: backoff,
             ..ReplicationConfig::default()
         };
         let (mut server, kind) = server_app_with(config.clone(), private);
@@ -263,8 +266,11 @@ proptest! {
         max_delay in 0u64..4,
         private in any::<bool>(),
         chained in any::<bool>(),
+        // On a clean link an ack is a tick behind, so 2 and 3 hold sets back
+        // only while the channel delays acks: the calm ticks get every set.
+        backoff in prop::sample::select(vec![0u32, 2, 3]),
     ) {
-        let mut h = Harness::new(seed, &views, private, chained);
+        let mut h = Harness::new(seed, &views, private, chained, backoff);
         let imp = Impairment { drop, duplicate, max_delay };
         for ops in &noisy {
             h.tick(ops, imp);

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bevy_platform::collections::HashMap;
 
+use super::backoff::RoundTrip;
 use super::history::History;
 use super::mirror::Mirror;
 use super::{AckError, ClientStats, View};
@@ -83,6 +84,8 @@ pub(crate) struct ClientState {
     /// The first repair sent since the chain broke; an ack of it or a later
     /// one resumes the chain.
     pub repairing_since: Option<u64>,
+    /// How late this client's acks come when nothing queues (see `backoff`).
+    pub round_trip: RoundTrip,
     pub stats: ClientStats,
 }
 
@@ -108,6 +111,7 @@ impl ClientState {
             tip: None,
             chain_root: 0,
             repairing_since: None,
+            round_trip: RoundTrip::default(),
             stats: ClientStats::default(),
         }
     }

@@ -53,6 +53,10 @@ pub(crate) fn send_change_sets(
             cx.config,
             cx.tick,
         );
+        if client.held_back(cx.tick, cx.config) {
+            client.stats.held_back += 1;
+            continue;
+        }
         let packets = if let Some(base) = shareable.then(|| shared_baseline(client, &cx)).flatten()
         {
             shared.packets_for(client, base, &cx, &mut scratch)

@@ -1,0 +1,194 @@
+//! Fewer change sets for a client that falls behind.
+//!
+//! A client that reads its change sets more slowly than they come (a starved
+//! or overloaded device, a congested link) gets every set late: each one
+//! waits in a queue in front of it, and each costs the server a build, an
+//! encryption and a send, and the client a receive, a decryption and an
+//! apply. One set every two or three ticks carries the same changes, merged
+//! (an entity that moved every tick moves once), in fewer and smaller
+//! packets, and the client catches up.
+//!
+//! The signal is delay, as in delay-based congestion control (LEDBAT, BBR):
+//! how much later than its round trip a client's acks come. The round trip
+//! is the least lag between a set and its ack seen over the last few
+//! seconds; anything above it is queueing. So a client far away but keeping
+//! up is never held back, however long its round trip, and a near one is as
+//! soon as a queue builds.
+
+use super::client_state::ClientState;
+use crate::config::ReplicationConfig;
+
+/// The most ticks between two change sets of a client that fell behind. The
+/// position trail (`trail`) covers a baseline three ticks old for an entity
+/// that moves every tick, so at one set every three ticks every move still
+/// travels as a delta.
+pub(crate) const MAX_SEND_INTERVAL: u64 = 3;
+
+/// Ticks over which the least ack lag stands for the round trip: about ten
+/// seconds at 30 Hz, as BBR keeps its least round trip. Long enough that a
+/// queue lasting seconds does not become the new normal, short enough to
+/// follow a client whose route changed.
+const ROUND_TRIP_WINDOW: u64 = 300;
+
+/// The least lag between a change set and its ack seen lately: the client's
+/// round trip, in ticks, when nothing queues.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RoundTrip {
+    /// The least lag in the current window, and in the one before it.
+    current: Option<u64>,
+    previous: Option<u64>,
+    /// The tick the current window started.
+    since: u64,
+}
+
+impl RoundTrip {
+    /// The client acknowledged the set of tick `acked` (newer than any
+    /// before) when the server was at tick `now`.
+    pub fn sample(&mut self, now: u64, acked: u64) {
+        if now.saturating_sub(self.since) >= ROUND_TRIP_WINDOW {
+            self.previous = self.current.take();
+            self.since = now;
+        }
+        let lag = now.saturating_sub(acked);
+        self.current = Some(self.current.map_or(lag, |least| least.min(lag)));
+    }
+
+    /// The round trip in ticks; `None` before the first ack.
+    pub fn ticks(&self) -> Option<u64> {
+        match (self.current, self.previous) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl ClientState {
+    /// How many ticks later than its round trip this client is to
+    /// acknowledge the oldest set it has not acknowledged (nor anything sent
+    /// after it), at `tick`: 0 while it keeps up.
+    pub fn queued_ticks(&self, tick: u64) -> u64 {
+        match (self.sent.front(), self.round_trip.ticks()) {
+            (Some(&oldest), Some(round_trip)) => {
+                tick.saturating_sub(oldest).saturating_sub(round_trip)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Every how many ticks this client gets a change set at `tick`: 1 while
+    /// less than `backoff_after_ticks` queue in front of it
+    /// ([`Self::queued_ticks`]), then 2, and [`MAX_SEND_INTERVAL`] from twice
+    /// that (see [`ReplicationConfig::backoff_after_ticks`]).
+    pub fn send_interval(&self, tick: u64, config: &ReplicationConfig) -> u64 {
+        match u64::from(config.backoff_after_ticks) {
+            0 => 1,
+            after => (1 + self.queued_ticks(tick) / after).min(MAX_SEND_INTERVAL),
+        }
+    }
+
+    /// Whether this client's change set of `tick` is held back because it
+    /// fell behind: it gets one only on every [`Self::send_interval`]th
+    /// tick, staggered so that such clients take turns. A held-back tick's
+    /// changes go with the next set sent, which is built against the chain's
+    /// tip like any other. Never held back: a full state and the sets after
+    /// it until it is acknowledged, repairs (the chain is broken), and sets
+    /// that carry a due checksum.
+    pub fn held_back(&self, tick: u64, config: &ReplicationConfig) -> bool {
+        let interval = self.send_interval(tick, config);
+        interval > 1
+            && self.tip.is_some()
+            && !self.needs_full
+            && self.full_in_flight.is_none()
+            && !self.checksum_due(tick, config.checksum_interval)
+            && !(tick + u64::from(self.stagger)).is_multiple_of(interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net_id::ClientId;
+    use crate::server::View;
+
+    #[test]
+    fn the_round_trip_is_the_least_lag_of_the_last_two_windows() {
+        let mut rt = RoundTrip::default();
+        assert_eq!(rt.ticks(), None);
+        rt.sample(10, 6);
+        rt.sample(12, 10);
+        rt.sample(20, 13);
+        assert_eq!(rt.ticks(), Some(2));
+        // A queue that lasts a window does not become the round trip...
+        rt.sample(ROUND_TRIP_WINDOW + 50, ROUND_TRIP_WINDOW + 30);
+        assert_eq!(rt.ticks(), Some(2));
+        // ...but after two windows of it, it has: the route changed.
+        rt.sample(2 * ROUND_TRIP_WINDOW + 60, 2 * ROUND_TRIP_WINDOW + 40);
+        assert_eq!(rt.ticks(), Some(20));
+    }
+
+    fn behind_client(round_trip: u64) -> ClientState {
+        let view = View::Radius {
+            center: None,
+            radius: 10.0,
+        };
+        let mut c = ClientState::new(ClientId(1), view, 0);
+        c.needs_full = false;
+        c.tip = Some(100);
+        c.round_trip.sample(100 + round_trip, 100);
+        c.sent.push_back(101);
+        c
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_gets_fewer_sets() {
+        let config = ReplicationConfig {
+            backoff_after_ticks: 10,
+            checksum_interval: 7,
+            ..ReplicationConfig::default()
+        };
+        let mut c = behind_client(0);
+        let interval = |c: &ClientState, tick| c.send_interval(tick, &config);
+        assert_eq!(interval(&c, 110), 1);
+        assert_eq!(interval(&c, 111), 2);
+        assert_eq!(interval(&c, 120), 2);
+        assert_eq!(interval(&c, 121), 3);
+        assert_eq!(interval(&c, 10_000), MAX_SEND_INTERVAL);
+        let sent = |c: &ClientState, ticks: std::ops::Range<u64>| {
+            ticks
+                .filter(|&t| !c.held_back(t, &config))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sent(&c, 100..111), (100..111).collect::<Vec<_>>());
+        // Every second tick, and every due checksum (multiples of 7).
+        assert_eq!(sent(&c, 111..121), [112, 114, 116, 118, 119, 120]);
+        assert_eq!(sent(&c, 121..131), [123, 126, 129]);
+        // Never held back: repairs, full states and what follows them until acked.
+        c.tip = None;
+        assert_eq!(sent(&c, 121..125).len(), 4);
+        c.tip = Some(100);
+        c.full_in_flight = Some(100);
+        assert_eq!(sent(&c, 121..125).len(), 4);
+        c.full_in_flight = None;
+        // Off, or everything sent acknowledged, however long ago: every tick.
+        let off = ReplicationConfig {
+            backoff_after_ticks: 0,
+            ..config.clone()
+        };
+        assert!((111..131).all(|t| !c.held_back(t, &off)));
+        c.sent.clear();
+        assert!((111..131).all(|t| !c.held_back(t, &config)));
+    }
+
+    #[test]
+    fn a_long_round_trip_alone_holds_nothing_back() {
+        let config = ReplicationConfig {
+            backoff_after_ticks: 10,
+            ..ReplicationConfig::default()
+        };
+        // Acks come 25 ticks after their sets, always: far away, keeping up.
+        let c = behind_client(25);
+        assert_eq!(c.send_interval(101 + 25, &config), 1);
+        assert_eq!(c.send_interval(101 + 34, &config), 1);
+        assert_eq!(c.send_interval(101 + 35, &config), 2);
+    }
+}

@@ -1,0 +1,135 @@
+//! A client that falls behind gets change sets less often, and loses nothing.
+//!
+//! Three clients watch a world where an entity moves every tick. One acks
+//! every set at once. One's acks always reach the server 40 ticks late: far
+//! away, but keeping up. The third acks at once, then falls 40 ticks behind
+//! (it reads its sets long after they arrive), then catches up. The server
+//! sends the first two every tick, and holds the third's sets back to every
+//! third tick while it is behind; it still applies every set it gets, and
+//! once its acks are prompt again it gets every tick and holds the server's
+//! state.
+
+mod common;
+
+use std::collections::VecDeque;
+
+use bevy_app::App;
+use common::*;
+use glam::Vec2;
+use kasagi_replication::client::ClientReplica;
+use kasagi_replication::prelude::*;
+
+const PROMPT: ClientId = ClientId(1);
+const FAR: ClientId = ClientId(2);
+const SLOW: ClientId = ClientId(3);
+
+/// Delivers `client`'s packets of this tick and returns its ack, if any.
+fn deliver(server: &mut App, client: ClientId, app: &mut App) -> (usize, Option<u64>) {
+    let packets = server
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .take_packets(client);
+    for p in &packets {
+        ClientReplica::receive(app.world_mut(), p).expect("valid packet");
+    }
+    let ack = app.world_mut().resource_mut::<ClientReplica>().take_ack();
+    (packets.len(), ack)
+}
+
+fn ack(server: &mut App, client: ClientId, tick: u64) {
+    server
+        .world_mut()
+        .resource_mut::<ReplicationServer>()
+        .receive_ack(client, tick)
+        .expect("an ack of a set sent");
+}
+
+#[test]
+fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
+    let config = ReplicationConfig {
+        backoff_after_ticks: 3,
+        checksum_interval: 30,
+        // As over a transport that delivers full states reliably: the late
+        // acks must not make the server send the first one again.
+        full_state_resend_ticks: None,
+        ..ReplicationConfig::default()
+    };
+    let (mut server, kind) = server_app(config.clone());
+    let walker = server
+        .world_mut()
+        .spawn((Replicated { kind }, Pos(Vec2::ZERO), Health(1)))
+        .id();
+    for client in [PROMPT, FAR, SLOW] {
+        server
+            .world_mut()
+            .resource_mut::<ReplicationServer>()
+            .connect(client, View::Room);
+    }
+    let mut prompt = client_app(config.clone());
+    let mut far = client_app(config.clone());
+    let mut slow = client_app(config);
+    // Acks on their way: (tick due at the server, client, ack).
+    let mut late: VecDeque<(u64, ClientId, u64)> = VecDeque::new();
+    let mut slow_sets = Vec::new();
+    for tick in 0..300u64 {
+        server
+            .world_mut()
+            .get_mut::<Pos>(walker)
+            .expect("the walker")
+            .0
+            .x += 1.0;
+        server.update();
+        let (sent, ack_now) = deliver(&mut server, PROMPT, &mut prompt);
+        assert_eq!(sent, 1, "the prompt client gets a set every tick ({tick})");
+        ack(&mut server, PROMPT, ack_now.expect("applied"));
+        let (sent, far_ack) = deliver(&mut server, FAR, &mut far);
+        assert_eq!(sent, 1, "the far client gets a set every tick ({tick})");
+        if let Some(a) = far_ack {
+            late.push_back((tick + 40, FAR, a));
+        }
+        let (sent, slow_ack) = deliver(&mut server, SLOW, &mut slow);
+        if sent > 0 {
+            slow_sets.push(tick);
+        }
+        // Behind from tick 50 to 200.
+        let delay = if (50..200).contains(&tick) { 40 } else { 0 };
+        if let Some(a) = slow_ack {
+            late.push_back((tick + delay, SLOW, a));
+        }
+        late.make_contiguous().sort_unstable();
+        while late.front().is_some_and(|&(due, _, _)| due <= tick) {
+            let (_, client, a) = late.pop_front().expect("due");
+            ack(&mut server, client, a);
+        }
+    }
+    let server_state = server.world().resource::<ReplicationServer>();
+    let stats = |c| server_state.client_stats(c).expect("connected");
+    assert_eq!(stats(PROMPT).held_back, 0);
+    assert_eq!(stats(FAR).held_back, 0);
+
+    // Held back while behind: about two ticks in three from a few ticks
+    // after it fell behind until its acks came back.
+    let behind = slow_sets.iter().filter(|t| (60..200).contains(*t)).count();
+    assert!(
+        (45..=60).contains(&behind),
+        "{behind} sets in 140 ticks behind: {slow_sets:?}"
+    );
+    assert!(stats(SLOW).held_back >= 80, "{:?}", stats(SLOW));
+    // Caught up: every tick again.
+    assert!((260..300).all(|t| slow_sets.contains(&t)), "{slow_sets:?}");
+    // Nothing was lost on the way: every set applied, every checksum agreed,
+    // and the replica holds the server's state.
+    let registry = server.world().resource::<ReplicationRegistry>();
+    for (client, app) in [(FAR, &far), (SLOW, &slow)] {
+        let replica = replica(app);
+        let applied = replica.stats();
+        assert_eq!(applied.missing_baseline, 0, "{client:?}");
+        assert_eq!(applied.checksum_mismatches, 0, "{client:?}");
+        assert!(applied.checksums_ok >= 9, "{client:?}: {applied:?}");
+        assert_eq!(
+            replica.state(),
+            server_state.visible_state(client, registry),
+            "{client:?} holds the server's state"
+        );
+    }
+}
