@@ -81,6 +81,8 @@ pub(crate) enum FromRoom {
         /// Wall time from the tick's start to the hand-over of its packets
         /// (`outlet::hand_over`), µs; `None` if the tick handed nothing over.
         handover_micros: Option<u64>,
+        /// Change sets the tick built, and client ticks it held back.
+        sends: kasagi_replication::SendTotals,
     },
     /// The room resumed from the store.
     Recovered {

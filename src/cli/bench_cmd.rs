@@ -330,6 +330,13 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     merged["room_cores"] = json!(f(&server["room_cpu_secs"]) / window);
     merged["network_cores"] = json!(f(&server["network_cpu_secs"]) / window);
     merged["bots_cores"] = json!(f(&bots["cpu_secs"]) / f(&bots["window_secs"]).max(1e-9));
+    // Clients that fell behind get fewer change sets: what share of their
+    // ticks were held back.
+    let (sets, held) = (
+        f(&server["change_sets"]),
+        f(&server["change_sets_held_back"]),
+    );
+    merged["held_back_share"] = json!(held / (sets + held).max(1.0));
     merged
 }
 

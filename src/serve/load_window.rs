@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use kasagi_replication::SendTotals;
 use serde::Serialize;
 
 /// How long the window waits for every client before measuring anyway (a
@@ -73,6 +74,11 @@ pub struct LoadReport {
     pub network_cpu_secs: f64,
     /// Entities each room's world starts with (avatars not included).
     pub world_entities: u64,
+    /// Change sets the rooms built for clients within the window.
+    pub change_sets: u64,
+    /// Client ticks whose change set was held back because the client fell
+    /// behind (`ReplicationConfig::backoff_after_ticks`), within the window.
+    pub change_sets_held_back: u64,
 }
 
 /// The phases of a measured window, shared by the server's half (here) and
@@ -123,6 +129,8 @@ pub(crate) struct LoadWindow {
     overruns: u64,
     /// Sum of the measured ticks' thread CPU time, µs.
     room_cpu_micros: u64,
+    /// Change sets built and held back by the measured ticks.
+    sends: SendTotals,
     clients_at_start: usize,
 }
 
@@ -142,13 +150,23 @@ impl LoadWindow {
             handover_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             overruns: 0,
             room_cpu_micros: 0,
+            sends: SendTotals::default(),
         }
     }
 
-    /// Records one tick of some room: its wall time, its thread's CPU time
-    /// and when it handed its packets over.
-    pub fn on_tick(&mut self, micros: u64, cpu_micros: u64, handover_micros: Option<u64>) {
+    /// Records one tick of some room: its wall time, its thread's CPU time,
+    /// when it handed its packets over, and the change sets it built and
+    /// held back.
+    pub fn on_tick(
+        &mut self,
+        micros: u64,
+        cpu_micros: u64,
+        handover_micros: Option<u64>,
+        sends: SendTotals,
+    ) {
         if let WindowPhase::Measuring { .. } = self.phase {
+            self.sends.change_sets += sends.change_sets;
+            self.sends.held_back += sends.held_back;
             self.tick_us.saturating_record(micros.max(1));
             self.tick_cpu_us.saturating_record(cpu_micros.max(1));
             self.room_cpu_micros += cpu_micros;
@@ -205,6 +223,8 @@ impl LoadWindow {
                     network_cpu_secs: thread_cpu_micros().saturating_sub(at_start.network) as f64
                         / 1e6,
                     world_entities: self.world_entities,
+                    change_sets: self.sends.change_sets,
+                    change_sets_held_back: self.sends.held_back,
                 };
                 self.phase = WindowPhase::Done;
                 return Some(report);

@@ -270,10 +270,11 @@ impl GameServer {
                 micros,
                 cpu_micros,
                 handover_micros,
+                sends,
             } => {
                 self.tick_us.saturating_record(micros.max(1));
                 if let Some(load) = &mut self.load {
-                    load.on_tick(micros, cpu_micros, handover_micros);
+                    load.on_tick(micros, cpu_micros, handover_micros, sends);
                 }
             }
             FromRoom::Recovered { room, report } => self.recovered.push((room, report)),

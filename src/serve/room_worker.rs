@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use glam::Vec2;
 use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
-use kasagi_replication::{ClientId, NetId, ReplicationServer, View};
+use kasagi_replication::{ClientId, NetId, ReplicationServer, SendTotals, View};
 
 use super::cadence::Cadence;
 use super::commands::Commands;
@@ -82,6 +82,8 @@ pub(crate) struct RoomTask {
     out: ToNetwork,
     cadence: Cadence,
     next_tick: Instant,
+    /// Replication's send totals after the last tick.
+    sends: SendTotals,
     empty_since: Option<Instant>,
 }
 
@@ -128,6 +130,7 @@ pub(crate) fn open(
         out,
         cadence,
         next_tick: cadence.first(Instant::now()),
+        sends: SendTotals::default(),
         empty_since: Some(Instant::now()),
     })
 }
@@ -173,10 +176,15 @@ impl Task for RoomTask {
             .get_resource::<Outlet>()
             .and_then(|o| o.handed_over)
             .map(|t| t.saturating_duration_since(started).as_micros() as u64);
+        let sends = room
+            .world()
+            .get_resource::<ReplicationServer>()
+            .map_or_else(SendTotals::default, ReplicationServer::send_totals);
         out.post(FromRoom::Tick {
             micros: took.as_micros() as u64,
             cpu_micros,
             handover_micros,
+            sends: sends - std::mem::replace(&mut self.sends, sends),
         });
         expire_away(room, roster, settings.reconnect_grace, out);
 
@@ -506,6 +514,7 @@ mod tests {
             micros: 1,
             cpu_micros: 1,
             handover_micros: None,
+            sends: SendTotals::default(),
         });
         assert_eq!(source.wait(None, short), Woken::Timeout);
 

@@ -74,7 +74,7 @@ pub use registry::{
     AppReplicateExt, ComponentIndex, ComponentInfo, MAX_COMPONENTS, PROTOCOL_VERSION,
     ReplicatedComponent, ReplicationRegistry, Visibility,
 };
-pub use server::{ReplicationServer, View};
+pub use server::{ReplicationServer, SendTotals, View};
 pub use snapshot::{SnapshotEntity, SnapshotError, WorldSnapshot};
 
 use bevy_app::{App, Plugin, PostUpdate};

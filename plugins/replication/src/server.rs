@@ -93,6 +93,29 @@ pub struct VisibleEntity {
     pub components: BTreeMap<u8, crate::change_set::ComponentBytes>,
 }
 
+/// Change sets built for clients, and ticks whose set was held back from a
+/// client that fell behind ([`crate::ReplicationConfig::backoff_after_ticks`]),
+/// over all clients since the server started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendTotals {
+    /// Change sets built and queued (each may take several packets).
+    pub change_sets: u64,
+    /// Client ticks held back.
+    pub held_back: u64,
+}
+
+impl std::ops::Sub for SendTotals {
+    type Output = Self;
+
+    /// What happened between two readings (`later - earlier`).
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            change_sets: self.change_sets.saturating_sub(earlier.change_sets),
+            held_back: self.held_back.saturating_sub(earlier.held_back),
+        }
+    }
+}
+
 /// The server's replication state. Inserted by [`crate::ReplicationPlugin`].
 #[derive(Resource, Default)]
 pub struct ReplicationServer {
@@ -103,6 +126,7 @@ pub struct ReplicationServer {
     pub(crate) scratch: TickScratch,
     pub(crate) change_set: std::sync::Arc<FullChangeSet>,
     pub(crate) outbox: HashMap<ClientId, Vec<Vec<u8>>>,
+    pub(crate) send_totals: SendTotals,
     next_stagger: u32,
     /// Collection leaves the full change set empty (see
     /// [`crate::ReplicationConfig::full_change_set`]). Negated so that the
@@ -278,6 +302,11 @@ impl ReplicationServer {
     /// background consumer (persistence) can hold it while the next tick runs.
     pub fn shared_full_change_set(&self) -> std::sync::Arc<FullChangeSet> {
         self.change_set.clone()
+    }
+
+    /// Change sets built and ticks held back, over all clients so far.
+    pub fn send_totals(&self) -> SendTotals {
+        self.send_totals
     }
 
     /// Counters for `client`.

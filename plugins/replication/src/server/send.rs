@@ -55,6 +55,7 @@ pub(crate) fn send_change_sets(
         );
         if client.held_back(cx.tick, cx.config) {
             client.stats.held_back += 1;
+            server.send_totals.held_back += 1;
             continue;
         }
         let packets = if let Some(base) = shareable.then(|| shared_baseline(client, &cx)).flatten()
@@ -71,6 +72,7 @@ pub(crate) fn send_change_sets(
             })
         };
         if let Some(packets) = packets {
+            server.send_totals.change_sets += 1;
             client.stats.packets += packets.len() as u64;
             client.stats.bytes += packets.iter().map(|p| p.len() as u64).sum::<u64>();
             server.outbox.entry(*id).or_default().extend(packets);
