@@ -72,7 +72,7 @@ pub struct ClientStats {
     /// Bytes produced.
     pub bytes: u64,
     /// Ticks whose change set was held back because the client's acks fell
-    /// behind ([`ReplicationConfig::backoff_after_ticks`]); the next set
+    /// behind ([`crate::ReplicationConfig::backoff_after_ticks`]); the next set
     /// sent carries their changes.
     pub held_back: u64,
     /// Entities currently visible.
