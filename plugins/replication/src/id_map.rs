@@ -152,6 +152,11 @@ impl<V> IdMap<V> {
     pub fn iter(&self) -> impl Iterator<Item = (&NetId, &V)> {
         self.slots.iter().map(|(id, value)| (id, value))
     }
+
+    /// Every id and its value, mutable, in the order of [`Self::iter`].
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (NetId, &mut V)> {
+        self.slots.iter_mut().map(|(id, value)| (*id, value))
+    }
 }
 
 impl<'a, V> IntoIterator for &'a IdMap<V> {

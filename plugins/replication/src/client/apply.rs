@@ -64,7 +64,7 @@ impl ClientReplica {
             let entity = entry.entity;
             for (index, bytes) in update.set {
                 insert_component(world, registry, entity, index, &bytes)?;
-                entry.components.insert(index, bytes);
+                entry.set_component(index, bytes);
             }
             let position = registry.position_index();
             let mut bits = update.unset;
@@ -76,7 +76,7 @@ impl ClientReplica {
                 } else {
                     remove_component(world, registry, entity, i);
                     if let Some(entry) = self.entities.get_mut(&update.id) {
-                        entry.components.remove(&i);
+                        entry.unset_component(i);
                     }
                 }
             }
@@ -88,7 +88,9 @@ impl ClientReplica {
         self.tick = Some(tick);
         self.ack = Some(tick);
         self.stats.applied += 1;
-        let checksum_ok = set.checksum.map(|expected| expected == self.checksum());
+        let checksum_ok = set
+            .checksum
+            .map(|expected| expected == self.held_checksum());
         match checksum_ok {
             Some(true) => self.stats.checksums_ok += 1,
             Some(false) => {
@@ -135,12 +137,13 @@ impl ClientReplica {
                 kind: state.kind,
                 positions,
                 components: Default::default(),
+                digest: None,
             },
         );
         for (index, bytes) in state.components {
             insert_component(world, registry, entity, index, &bytes)?;
             if let Some(entry) = self.entities.get_mut(&state.id) {
-                entry.components.insert(index, bytes);
+                entry.set_component(index, bytes);
             }
         }
         self.place(world, registry, state.id, tick, state.position);
