@@ -71,9 +71,9 @@ pub struct ClientStats {
     pub packets: u64,
     /// Bytes produced.
     pub bytes: u64,
-    /// Ticks whose change set was held back because the client's acks fell
-    /// behind ([`crate::ReplicationConfig::backoff_after_ticks`]); the next set
-    /// sent carries their changes.
+    /// Ticks whose change set was held back because the client fell behind
+    /// (its acks queued past [`crate::ReplicationConfig::backoff_after_ticks`]);
+    /// the next set sent carries their changes.
     pub held_back: u64,
     /// Entities currently visible.
     pub visible: u64,
