@@ -95,5 +95,13 @@ pub(crate) enum FromRoom {
     Closed {
         /// The room.
         room: String,
+        /// The room's inbox, with whatever was sent after the room's last
+        /// look at it: a client may join while the room is closing. The
+        /// network thread, the inbox's only sender, drains it once it has
+        /// forgotten the room, so nothing sent to the room is lost.
+        unread: crossbeam_channel::Receiver<ToRoom>,
+        /// The room could not start (its persisted state is unreadable):
+        /// joiners among `unread` hear so, rather than the room starting again.
+        failed: bool,
     },
 }

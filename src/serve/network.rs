@@ -23,6 +23,8 @@ use super::room_pool::RoomPool;
 use super::room_worker::{self, RoomSettings, RoomTask};
 use super::wake::{WakeSource, Waker, Woken};
 use super::{FromRoom, ToRoom};
+
+mod closing;
 use crate::persist::{PersistHandle, PersistSnapshot, Recovery};
 use crate::replication::register_village;
 use crate::sim::WorldDef;
@@ -278,12 +280,17 @@ impl GameServer {
                 }
             }
             FromRoom::Recovered { room, report } => self.recovered.push((room, report)),
-            FromRoom::Closed { room } => {
+            FromRoom::Closed {
+                room,
+                unread,
+                failed,
+            } => {
                 if let Some(mut handle) = self.rooms.remove(&room)
                     && let Some(t) = handle.opener.take()
                 {
                     let _ = t.join();
                 }
+                self.reroute_unread(&room, &unread, failed);
             }
         }
     }

@@ -101,18 +101,13 @@ pub(crate) fn open(
         // Whoever is already waiting to join hears why, rather than nothing.
         for msg in inbox.try_iter() {
             if let ToRoom::Join { client, .. } = msg {
-                let message = "the room cannot start: its persisted state is unavailable".into();
-                out.send(
-                    client,
-                    ServerMessage::Error {
-                        code: ErrorCode::RoomUnavailable,
-                        message,
-                    },
-                );
+                out.send(client, room_unavailable());
             }
         }
         out.post(FromRoom::Closed {
             room: settings.def.name.clone(),
+            unread: inbox,
+            failed: true,
         });
         return None;
     };
@@ -196,6 +191,8 @@ impl Task for RoomTask {
             if since.elapsed() >= settings.empty_grace && persist::try_archive(room) {
                 out.post(FromRoom::Closed {
                     room: settings.def.name.clone(),
+                    unread: inbox.clone(),
+                    failed: false,
                 });
                 return None;
             }
@@ -203,6 +200,14 @@ impl Task for RoomTask {
             self.empty_since = None;
         }
         Some(self.next_tick)
+    }
+}
+
+/// What a client that asked to join a room that cannot start hears.
+pub(crate) fn room_unavailable() -> ServerMessage {
+    ServerMessage::Error {
+        code: ErrorCode::RoomUnavailable,
+        message: "the room cannot start: its persisted state is unavailable".into(),
     }
 }
 
