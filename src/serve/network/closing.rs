@@ -19,7 +19,8 @@ impl GameServer {
     /// asked to join, the room starts again (from the store, which holds
     /// its archived state, when it persists) and gets every unread message
     /// in order. A room that `failed` to start does not start again: its
-    /// joiners hear why and may ask again. Without a join, the unread
+    /// late joiners hear why, and every client that asked for it may ask
+    /// again. Without a join, the unread
     /// messages concern no member (the room was empty) and are dropped.
     pub(super) fn reroute_unread(&mut self, name: &str, unread: &Receiver<ToRoom>, failed: bool) {
         let unread: Vec<ToRoom> = unread.try_iter().collect();
@@ -28,9 +29,13 @@ impl GameServer {
             _ => None,
         });
         if failed {
+            // The room answered the joiners it found; these came later.
             for client in joins.collect::<Vec<_>>() {
                 self.queue(client, room_unavailable());
-                if let Some(info) = self.clients.get_mut(&client) {
+            }
+            // Nobody is in a room that never started: all may ask again.
+            for info in self.clients.values_mut() {
+                if info.room.as_deref() == Some(name) {
                     info.room = None;
                 }
             }
