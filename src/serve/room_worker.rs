@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use glam::Vec2;
-use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage, SessionToken};
+use kasagi_net::protocol::{ClientMessage, ServerMessage, SessionToken};
 use kasagi_replication::{ClientId, NetId, ReplicationServer, SendTotals, View};
 
 use super::cadence::Cadence;
@@ -98,12 +98,8 @@ pub(crate) fn open(
     let outlet = Outlet::new(out.clone(), settings.waker.clone());
     let out = ToNetwork::new(out, settings.waker.clone());
     let Some(mut room) = room_store::open(&settings, &out) else {
-        // Whoever is already waiting to join hears why, rather than nothing.
-        for msg in inbox.try_iter() {
-            if let ToRoom::Join { client, .. } = msg {
-                out.send(client, room_unavailable());
-            }
-        }
+        // Whoever is waiting to join hears why from the network thread,
+        // which drains the inbox (`network::closing`).
         out.post(FromRoom::Closed {
             room: settings.def.name.clone(),
             unread: inbox,
@@ -200,14 +196,6 @@ impl Task for RoomTask {
             self.empty_since = None;
         }
         Some(self.next_tick)
-    }
-}
-
-/// What a client that asked to join a room that cannot start hears.
-pub(crate) fn room_unavailable() -> ServerMessage {
-    ServerMessage::Error {
-        code: ErrorCode::RoomUnavailable,
-        message: "the room cannot start: its persisted state is unavailable".into(),
     }
 }
 

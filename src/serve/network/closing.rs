@@ -9,9 +9,9 @@
 //! nothing can follow what it finds there.
 
 use crossbeam_channel::Receiver;
+use kasagi_net::protocol::{ErrorCode, ServerMessage};
 
 use super::super::ToRoom;
-use super::super::room_worker::room_unavailable;
 use super::GameServer;
 
 impl GameServer {
@@ -19,8 +19,7 @@ impl GameServer {
     /// asked to join, the room starts again (from the store, which holds
     /// its archived state, when it persists) and gets every unread message
     /// in order. A room that `failed` to start does not start again: its
-    /// late joiners hear why, and every client that asked for it may ask
-    /// again. Without a join, the unread
+    /// joiners hear why, and every client that asked for it may ask again. Without a join, the unread
     /// messages concern no member (the room was empty) and are dropped.
     pub(super) fn reroute_unread(&mut self, name: &str, unread: &Receiver<ToRoom>, failed: bool) {
         let unread: Vec<ToRoom> = unread.try_iter().collect();
@@ -29,7 +28,6 @@ impl GameServer {
             _ => None,
         });
         if failed {
-            // The room answered the joiners it found; these came later.
             for client in joins.collect::<Vec<_>>() {
                 self.queue(client, room_unavailable());
             }
@@ -54,6 +52,14 @@ impl GameServer {
         for message in unread {
             let _ = inbox.send(message);
         }
+    }
+}
+
+/// What a client that asked to join a room that cannot start hears.
+fn room_unavailable() -> ServerMessage {
+    ServerMessage::Error {
+        code: ErrorCode::RoomUnavailable,
+        message: "the room cannot start: its persisted state is unavailable".into(),
     }
 }
 
