@@ -16,6 +16,7 @@ mod rate_limit;
 mod room_pool;
 mod room_store;
 mod room_worker;
+mod shedding;
 mod wake;
 
 pub use load_window::{LoadReport, LoadWindowSpec, WindowPhase, process_cpu_secs};
@@ -57,6 +58,24 @@ pub(crate) enum ToRoom {
     Shutdown,
 }
 
+/// How one tick of a room went.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TickTiming {
+    /// Wall time of the tick, µs.
+    pub micros: u64,
+    /// CPU time the worker thread spent in the tick, µs: the wall time less
+    /// any time it waited for a core.
+    pub cpu_micros: u64,
+    /// Wall time from the tick's start to the hand-over of its packets
+    /// (`outlet::hand_over`), µs; `None` if the tick handed nothing over.
+    pub handover_micros: Option<u64>,
+    /// How long after its place on the room's grid the tick started, µs
+    /// (see `cadence`): the wait for a worker.
+    pub late_micros: u64,
+    /// Change sets the tick built, and client ticks it held back.
+    pub sends: kasagi_replication::SendTotals,
+}
+
 /// What a room tells the network thread.
 #[derive(Debug)]
 pub(crate) enum FromRoom {
@@ -71,19 +90,8 @@ pub(crate) enum FromRoom {
     /// that the network thread sends them in one flush: a client's change set
     /// and its input ack then share a datagram.
     SendAll(Vec<(u64, ServerMessage)>),
-    /// The room's tick timing, for the status line.
-    Tick {
-        /// Wall time of the tick, µs.
-        micros: u64,
-        /// CPU time the worker thread spent in the tick, µs: the wall time
-        /// less any time it waited for a core.
-        cpu_micros: u64,
-        /// Wall time from the tick's start to the hand-over of its packets
-        /// (`outlet::hand_over`), µs; `None` if the tick handed nothing over.
-        handover_micros: Option<u64>,
-        /// Change sets the tick built, and client ticks it held back.
-        sends: kasagi_replication::SendTotals,
-    },
+    /// The room's tick timing, for the status line and the load window.
+    Tick(TickTiming),
     /// The room resumed from the store.
     Recovered {
         /// The room.

@@ -313,7 +313,12 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
         "remote_latency_at_arrival_p99_ms": bots["remote_latency_at_arrival_p99_ms"],
     });
     // Outside the literal: one more key and `json!` hits the recursion limit.
-    for key in ["handover_p50_ms", "handover_p99_ms"] {
+    for key in [
+        "handover_p50_ms",
+        "handover_p99_ms",
+        "tick_late_p50_ms",
+        "tick_late_p99_ms",
+    ] {
         merged[key] = server[key].clone();
     }
     for key in [
@@ -330,13 +335,15 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     merged["room_cores"] = json!(f(&server["room_cpu_secs"]) / window);
     merged["network_cores"] = json!(f(&server["network_cpu_secs"]) / window);
     merged["bots_cores"] = json!(f(&bots["cpu_secs"]) / f(&bots["window_secs"]).max(1e-9));
-    // Clients that fell behind get fewer change sets: what share of their
-    // ticks were held back.
-    let (sets, held) = (
+    // Clients that fell behind, and late rooms, send fewer change sets: what
+    // share of the client ticks were held back, and for the rooms' sake.
+    let (sets, held, shed) = (
         f(&server["change_sets"]),
         f(&server["change_sets_held_back"]),
+        f(&server["change_sets_shed"]),
     );
     merged["held_back_share"] = json!(held / (sets + held).max(1.0));
+    merged["shed_share"] = json!(shed / (sets + held).max(1.0));
     merged
 }
 

@@ -46,6 +46,11 @@ impl Cadence {
         }
     }
 
+    /// The time between two ticks.
+    pub fn slot(&self) -> Duration {
+        self.slot
+    }
+
     /// The first point of the grid at or after `now`: when a new room ticks first.
     pub fn first(&self, now: Instant) -> Instant {
         self.at_or_after(self.origin, now)

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::TickTiming;
 use hdrhistogram::Histogram;
 use kasagi_replication::SendTotals;
 use serde::Serialize;
@@ -63,6 +64,11 @@ pub struct LoadReport {
     pub handover_p50_ms: f64,
     /// The same, 99th percentile, ms.
     pub handover_p99_ms: f64,
+    /// How late ticks started against their place on the room's grid,
+    /// median, ms: the wait for a worker.
+    pub tick_late_p50_ms: f64,
+    /// The same, 99th percentile, ms. A tick a whole slot late is skipped.
+    pub tick_late_p99_ms: f64,
     /// CPU time of the whole server process within the window (user + system), s.
     pub cpu_secs: f64,
     /// CPU time of the rooms' ticks within the window (the sum of every
@@ -76,9 +82,12 @@ pub struct LoadReport {
     pub world_entities: u64,
     /// Change sets the rooms built for clients within the window.
     pub change_sets: u64,
-    /// Client ticks whose change set was held back because the client fell
-    /// behind (`ReplicationConfig::backoff_after_ticks`), within the window.
+    /// Client ticks whose change set was held back, within the window:
+    /// because the client fell behind (`ReplicationConfig::backoff_after_ticks`)
+    /// or the room shed load (`shedding`).
     pub change_sets_held_back: u64,
+    /// Of those, the ones held back only because the room shed load.
+    pub change_sets_shed: u64,
 }
 
 /// The phases of a measured window, shared by the server's half (here) and
@@ -126,6 +135,7 @@ pub(crate) struct LoadWindow {
     tick_us: Histogram<u64>,
     tick_cpu_us: Histogram<u64>,
     handover_us: Histogram<u64>,
+    late_us: Histogram<u64>,
     overruns: u64,
     /// Sum of the measured ticks' thread CPU time, µs.
     room_cpu_micros: u64,
@@ -148,32 +158,27 @@ impl LoadWindow {
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             tick_cpu_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             handover_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            late_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             overruns: 0,
             room_cpu_micros: 0,
             sends: SendTotals::default(),
         }
     }
 
-    /// Records one tick of some room: its wall time, its thread's CPU time,
-    /// when it handed its packets over, and the change sets it built and
-    /// held back.
-    pub fn on_tick(
-        &mut self,
-        micros: u64,
-        cpu_micros: u64,
-        handover_micros: Option<u64>,
-        sends: SendTotals,
-    ) {
+    /// Records one tick of some room.
+    pub fn on_tick(&mut self, timing: &TickTiming) {
         if let WindowPhase::Measuring { .. } = self.phase {
-            self.sends.change_sets += sends.change_sets;
-            self.sends.held_back += sends.held_back;
-            self.tick_us.saturating_record(micros.max(1));
-            self.tick_cpu_us.saturating_record(cpu_micros.max(1));
-            self.room_cpu_micros += cpu_micros;
-            if let Some(handover) = handover_micros {
+            self.sends.change_sets += timing.sends.change_sets;
+            self.sends.held_back += timing.sends.held_back;
+            self.sends.shed += timing.sends.shed;
+            self.tick_us.saturating_record(timing.micros.max(1));
+            self.tick_cpu_us.saturating_record(timing.cpu_micros.max(1));
+            self.late_us.saturating_record(timing.late_micros.max(1));
+            self.room_cpu_micros += timing.cpu_micros;
+            if let Some(handover) = timing.handover_micros {
                 self.handover_us.saturating_record(handover.max(1));
             }
-            if micros > self.slot_us {
+            if timing.micros > self.slot_us {
                 self.overruns += 1;
             }
         }
@@ -218,6 +223,8 @@ impl LoadWindow {
                     tick_cpu_p99_ms: self.tick_cpu_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     handover_p50_ms: self.handover_us.value_at_quantile(0.5) as f64 / 1_000.0,
                     handover_p99_ms: self.handover_us.value_at_quantile(0.99) as f64 / 1_000.0,
+                    tick_late_p50_ms: self.late_us.value_at_quantile(0.5) as f64 / 1_000.0,
+                    tick_late_p99_ms: self.late_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     cpu_secs: process_cpu_secs() - at_start.cpu,
                     room_cpu_secs: self.room_cpu_micros as f64 / 1e6,
                     network_cpu_secs: thread_cpu_micros().saturating_sub(at_start.network) as f64
@@ -225,6 +232,7 @@ impl LoadWindow {
                     world_entities: self.world_entities,
                     change_sets: self.sends.change_sets,
                     change_sets_held_back: self.sends.held_back,
+                    change_sets_shed: self.sends.shed,
                 };
                 self.phase = WindowPhase::Done;
                 return Some(report);

@@ -268,15 +268,10 @@ impl GameServer {
                     self.queue(client, message);
                 }
             }
-            FromRoom::Tick {
-                micros,
-                cpu_micros,
-                handover_micros,
-                sends,
-            } => {
-                self.tick_us.saturating_record(micros.max(1));
+            FromRoom::Tick(timing) => {
+                self.tick_us.saturating_record(timing.micros.max(1));
                 if let Some(load) = &mut self.load {
-                    load.on_tick(micros, cpu_micros, handover_micros, sends);
+                    load.on_tick(&timing);
                 }
             }
             FromRoom::Recovered { room, report } => self.recovered.push((room, report)),

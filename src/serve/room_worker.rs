@@ -12,8 +12,9 @@ use super::cadence::Cadence;
 use super::commands::Commands;
 use super::outlet::Outlet;
 use super::room_pool::Task;
+use super::shedding;
 use super::wake::Waker;
-use super::{FromRoom, ToRoom};
+use super::{FromRoom, TickTiming, ToRoom};
 use super::{load_window, room_store};
 use crate::persist::{self, PersistHandle};
 use crate::room::Room;
@@ -137,6 +138,8 @@ impl Task for RoomTask {
     /// Handles the inbox, runs the due tick and returns when the next one is
     /// due; `None` once the room has shut down or closed.
     fn step(&mut self) -> Option<Instant> {
+        // The wait for a worker: the rooms' shared backlog.
+        let late = Instant::now().saturating_duration_since(self.next_tick);
         let Self {
             room,
             roster,
@@ -157,6 +160,9 @@ impl Task for RoomTask {
             }
         }
         fill_outlet(room, roster);
+        if let Some(mut server) = room.world_mut().get_resource_mut::<ReplicationServer>() {
+            server.set_min_send_interval(shedding::min_send_interval(late, self.cadence.slot()));
+        }
         let cpu_before = load_window::thread_cpu_micros();
         let started = Instant::now();
         // The packets leave during the tick (`outlet::hand_over`).
@@ -171,12 +177,13 @@ impl Task for RoomTask {
             .world()
             .get_resource::<ReplicationServer>()
             .map_or_else(SendTotals::default, ReplicationServer::send_totals);
-        out.post(FromRoom::Tick {
+        out.post(FromRoom::Tick(TickTiming {
             micros: took.as_micros() as u64,
             cpu_micros,
             handover_micros,
+            late_micros: late.as_micros() as u64,
             sends: sends - std::mem::replace(&mut self.sends, sends),
-        });
+        }));
         expire_away(room, roster, settings.reconnect_grace, out);
 
         self.next_tick = self.cadence.next(self.next_tick, Instant::now());
@@ -503,12 +510,7 @@ mod tests {
         let line = ToNetwork::new(tx, Some(waker));
         let short = Duration::from_millis(20);
 
-        line.post(FromRoom::Tick {
-            micros: 1,
-            cpu_micros: 1,
-            handover_micros: None,
-            sends: SendTotals::default(),
-        });
+        line.post(FromRoom::Tick(TickTiming::default()));
         assert_eq!(source.wait(None, short), Woken::Timeout);
 
         line.send(7, ServerMessage::PlayerLeft { player: 1 });

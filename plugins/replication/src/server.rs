@@ -94,14 +94,18 @@ pub struct VisibleEntity {
 }
 
 /// Change sets built for clients, and ticks whose set was held back from a
-/// client that fell behind ([`crate::ReplicationConfig::backoff_after_ticks`]),
-/// over all clients since the server started.
+/// client that fell behind ([`crate::ReplicationConfig::backoff_after_ticks`])
+/// or to shed load ([`ReplicationServer::set_min_send_interval`]), over all
+/// clients since the server started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SendTotals {
     /// Change sets built and queued (each may take several packets).
     pub change_sets: u64,
-    /// Client ticks held back.
+    /// Client ticks held back, for either reason.
     pub held_back: u64,
+    /// Of those, the ones held back only to shed load: the client itself
+    /// kept up.
+    pub shed: u64,
 }
 
 impl std::ops::Sub for SendTotals {
@@ -112,6 +116,7 @@ impl std::ops::Sub for SendTotals {
         Self {
             change_sets: self.change_sets.saturating_sub(earlier.change_sets),
             held_back: self.held_back.saturating_sub(earlier.held_back),
+            shed: self.shed.saturating_sub(earlier.shed),
         }
     }
 }
@@ -128,6 +133,8 @@ pub struct ReplicationServer {
     pub(crate) outbox: HashMap<ClientId, Vec<Vec<u8>>>,
     pub(crate) send_totals: SendTotals,
     next_stagger: u32,
+    /// See [`Self::set_min_send_interval`]; 0 reads as 1.
+    pub(crate) min_send_interval: u64,
     /// Collection leaves the full change set empty (see
     /// [`crate::ReplicationConfig::full_change_set`]). Negated so that the
     /// derived `Default` keeps the set on.
@@ -302,6 +309,22 @@ impl ReplicationServer {
     /// background consumer (persistence) can hold it while the next tick runs.
     pub fn shared_full_change_set(&self) -> std::sync::Arc<FullChangeSet> {
         self.change_set.clone()
+    }
+
+    /// Sheds send work from the next tick on: every client gets a change set
+    /// on at most one tick in `interval` (1, the default: every tick),
+    /// staggered so that clients take turns, as a client that falls behind
+    /// does ([`crate::ReplicationConfig::backoff_after_ticks`]), and with the
+    /// same exceptions: full states and what follows them until
+    /// acknowledged, repairs and due checksums always go. Capped at three
+    /// ticks, which the position trail covers, so moves stay deltas.
+    ///
+    /// For a host whose ticks run late (Unreal's servers do the same with
+    /// `net.MaxConnectionsToTickPerServerFrame`): building, encoding and
+    /// sending are most of a tick, while the simulation keeps its rate and
+    /// every change still arrives, merged, up to two ticks later.
+    pub fn set_min_send_interval(&mut self, interval: u64) {
+        self.min_send_interval = interval;
     }
 
     /// Change sets built and ticks held back, over all clients so far.

@@ -1,4 +1,5 @@
-//! A client that falls behind gets change sets less often, and loses nothing.
+//! A client that falls behind, or a server that sheds load, sends change sets
+//! less often, and nothing is lost.
 //!
 //! Three clients watch a world where an entity moves every tick. One acks
 //! every set at once. One's acks always reach the server 40 ticks late: far
@@ -8,6 +9,10 @@
 //! third tick while it is behind; it still applies every set it gets, and
 //! once its acks are prompt again it gets every tick and holds the server's
 //! state.
+//!
+//! A server that sheds load (`ReplicationServer::set_min_send_interval`,
+//! as a late room does) sends every client a set every second or third
+//! tick, the clients taking turns, and they lose nothing either.
 
 mod common;
 
@@ -126,6 +131,100 @@ fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
         assert_eq!(applied.missing_baseline, 0, "{client:?}");
         assert_eq!(applied.checksum_mismatches, 0, "{client:?}");
         assert!(applied.checksums_ok >= 9, "{client:?}: {applied:?}");
+        assert_eq!(
+            replica.state(),
+            server_state.visible_state(client, registry),
+            "{client:?} holds the server's state"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_nothing() {
+    let config = ReplicationConfig {
+        backoff_after_ticks: 3,
+        checksum_interval: 30,
+        full_state_resend_ticks: None,
+        ..ReplicationConfig::default()
+    };
+    let (mut server, kind) = server_app(config.clone());
+    let walker = server
+        .world_mut()
+        .spawn((Replicated { kind }, Pos(Vec2::ZERO), Health(1)))
+        .id();
+    let clients: Vec<ClientId> = (1..=6).map(ClientId).collect();
+    let mut apps: Vec<App> = clients.iter().map(|_| client_app(config.clone())).collect();
+    for &client in &clients {
+        server
+            .world_mut()
+            .resource_mut::<ReplicationServer>()
+            .connect(client, View::Room);
+    }
+    // The ticks each client got a set on.
+    let mut got: Vec<Vec<u64>> = vec![Vec::new(); clients.len()];
+    for tick in 0..240u64 {
+        let floor = match tick {
+            50..150 => 3,
+            150..200 => 2,
+            _ => 1,
+        };
+        server
+            .world_mut()
+            .resource_mut::<ReplicationServer>()
+            .set_min_send_interval(floor);
+        server
+            .world_mut()
+            .get_mut::<Pos>(walker)
+            .expect("the walker")
+            .0
+            .x += 1.0;
+        if tick % 7 == 0 {
+            server
+                .world_mut()
+                .get_mut::<Health>(walker)
+                .expect("the walker")
+                .0 += 1;
+        }
+        server.update();
+        let mut this_tick = 0;
+        for (i, (&client, app)) in clients.iter().zip(apps.iter_mut()).enumerate() {
+            let (sent, acked) = deliver(&mut server, client, app);
+            if sent > 0 {
+                got[i].push(tick);
+                this_tick += 1;
+            }
+            if let Some(a) = acked {
+                ack(&mut server, client, a);
+            }
+        }
+        // Clients take turns: a shedding tick still sends to some of them
+        // (a due checksum goes to all).
+        if (60..150).contains(&tick) && tick % 30 != 0 {
+            assert!((1..=3).contains(&this_tick), "{this_tick} sets at {tick}");
+        }
+    }
+    for (i, ticks) in got.iter().enumerate() {
+        let within = |r: std::ops::Range<u64>| ticks.iter().filter(|t| r.contains(*t)).count();
+        // Every third tick (and the due checksums at 60, 90, 120), every
+        // second, then every tick again.
+        assert!((30..=35).contains(&within(55..145)), "{i}: {ticks:?}");
+        assert!((24..=27).contains(&within(150..200)), "{i}: {ticks:?}");
+        assert_eq!(within(200..240), 40, "{i}: {ticks:?}");
+        let widest = ticks.windows(2).map(|w| w[1] - w[0]).max();
+        assert!(widest <= Some(3), "{i}: {ticks:?}");
+    }
+    let server_state = server.world().resource::<ReplicationServer>();
+    let totals = server_state.send_totals();
+    assert!(
+        totals.shed > 0 && totals.shed == totals.held_back,
+        "{totals:?}"
+    );
+    let registry = server.world().resource::<ReplicationRegistry>();
+    for (&client, app) in clients.iter().zip(&apps) {
+        let replica = replica(app);
+        let applied = replica.stats();
+        assert_eq!(applied.missing_baseline, 0, "{client:?}");
+        assert_eq!(applied.checksum_mismatches, 0, "{client:?}");
         assert_eq!(
             replica.state(),
             server_state.visible_state(client, registry),

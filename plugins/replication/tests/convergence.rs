@@ -9,7 +9,8 @@
 //! chained deltas (against the previous set sent, repaired when the client
 //! reports a lost link; reports travel the same lossy channel as acks) and
 //! deltas against the acknowledged tick. So are clients whose delayed acks
-//! make the server hold change sets back (`backoff_after_ticks`).
+//! make the server hold change sets back (`backoff_after_ticks`), and a
+//! server that sheds load (`set_min_send_interval`, drawn per noisy tick).
 
 mod common;
 
@@ -178,11 +179,16 @@ impl Harness {
         }
     }
 
-    fn tick(&mut self, ops: &[Op], imp: Impairment) {
+    /// One tick; `floor`: the server's minimum send interval during it.
+    fn tick(&mut self, ops: &[Op], imp: Impairment, floor: u64) {
         self.now += 1;
         for op in ops {
             apply(self.server.world_mut(), self.kind, op);
         }
+        self.server
+            .world_mut()
+            .resource_mut::<ReplicationServer>()
+            .set_min_send_interval(floor);
         self.server.update();
         let now = self.now;
         for (id, app, down, up) in &mut self.clients {
@@ -269,15 +275,19 @@ proptest! {
         // On a clean link an ack is a tick behind, so 2 and 3 hold sets back
         // only while the channel delays acks: the calm ticks get every set.
         backoff in prop::sample::select(vec![0u32, 2, 3]),
+        // A server that sheds load while the channel is noisy: every client
+        // gets a set every one to three ticks, the interval drawn per tick.
+        floors in prop::collection::vec(1u64..=3, 60),
+        shedding in any::<bool>(),
     ) {
         let mut h = Harness::new(seed, &views, private, chained, backoff);
         let imp = Impairment { drop, duplicate, max_delay };
-        for ops in &noisy {
-            h.tick(ops, imp);
+        for (ops, &floor) in noisy.iter().zip(&floors) {
+            h.tick(ops, imp, if shedding { floor } else { 1 });
         }
         let mut converged_at = None;
         for (i, ops) in calm.iter().enumerate() {
-            h.tick(ops, Impairment::NONE);
+            h.tick(ops, Impairment::NONE, 1);
             if h.diverged().is_empty() {
                 converged_at.get_or_insert(i + 1);
             }

@@ -86,17 +86,27 @@ impl ClientState {
         }
     }
 
-    /// Whether this client's change set of `tick` is held back because it
-    /// fell behind: it gets one only on every [`Self::send_interval`]th
-    /// tick, staggered so that such clients take turns. A held-back tick's
+    /// Whether this client's change set of `tick` is held back: it gets one
+    /// only on every `n`th tick, `n` being the larger of its own
+    /// [`Self::send_interval`] (it fell behind) and `floor` (the host sheds
+    /// load: `ReplicationServer::set_min_send_interval`), staggered so that
+    /// such clients take turns. However `n` changes from tick to tick, no
+    /// two sets are more than `n` ticks apart: the tick after the chain's
+    /// tip that the turns skip past is sent anyway. A held-back tick's
     /// changes go with the next set sent, which is built against the chain's
     /// tip like any other. Never held back: a full state and the sets after
     /// it until it is acknowledged, repairs (the chain is broken), and sets
     /// that carry a due checksum.
-    pub fn held_back(&self, tick: u64, config: &ReplicationConfig) -> bool {
-        let interval = self.send_interval(tick, config);
+    pub fn held_back(&self, tick: u64, config: &ReplicationConfig, floor: u64) -> bool {
+        let interval = self
+            .send_interval(tick, config)
+            .max(floor)
+            .min(MAX_SEND_INTERVAL);
+        let Some(tip) = self.tip else {
+            return false;
+        };
         interval > 1
-            && self.tip.is_some()
+            && tick.saturating_sub(tip) < interval
             && !self.needs_full
             && self.full_in_flight.is_none()
             && !self.checksum_due(tick, config.checksum_interval)
@@ -139,6 +149,25 @@ mod tests {
         c
     }
 
+    /// The ticks of `ticks` on which `c` gets a set, each one the chain's new tip.
+    fn sent(
+        c: &mut ClientState,
+        ticks: std::ops::Range<u64>,
+        config: &ReplicationConfig,
+        floor: u64,
+    ) -> Vec<u64> {
+        let mut sent = Vec::new();
+        for t in ticks {
+            if !c.held_back(t, config, floor) {
+                sent.push(t);
+                if c.tip.is_some() {
+                    c.tip = Some(t);
+                }
+            }
+        }
+        sent
+    }
+
     #[test]
     fn a_client_that_falls_behind_gets_fewer_sets() {
         let config = ReplicationConfig {
@@ -153,30 +182,26 @@ mod tests {
         assert_eq!(interval(&c, 120), 2);
         assert_eq!(interval(&c, 121), 3);
         assert_eq!(interval(&c, 10_000), MAX_SEND_INTERVAL);
-        let sent = |c: &ClientState, ticks: std::ops::Range<u64>| {
-            ticks
-                .filter(|&t| !c.held_back(t, &config))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(sent(&c, 100..111), (100..111).collect::<Vec<_>>());
+        let sent = |c: &mut ClientState, ticks: std::ops::Range<u64>| sent(c, ticks, &config, 1);
+        assert_eq!(sent(&mut c, 100..111), (100..111).collect::<Vec<_>>());
         // Every second tick, and every due checksum (multiples of 7).
-        assert_eq!(sent(&c, 111..121), [112, 114, 116, 118, 119, 120]);
-        assert_eq!(sent(&c, 121..131), [123, 126, 129]);
+        assert_eq!(sent(&mut c, 111..121), [112, 114, 116, 118, 119, 120]);
+        assert_eq!(sent(&mut c, 121..131), [123, 126, 129]);
         // Never held back: repairs, full states and what follows them until acked.
         c.tip = None;
-        assert_eq!(sent(&c, 121..125).len(), 4);
+        assert_eq!(sent(&mut c, 121..125).len(), 4);
         c.tip = Some(100);
         c.full_in_flight = Some(100);
-        assert_eq!(sent(&c, 121..125).len(), 4);
+        assert_eq!(sent(&mut c, 121..125).len(), 4);
         c.full_in_flight = None;
         // Off, or everything sent acknowledged, however long ago: every tick.
         let off = ReplicationConfig {
             backoff_after_ticks: 0,
             ..config.clone()
         };
-        assert!((111..131).all(|t| !c.held_back(t, &off)));
+        assert!((111..131).all(|t| !c.held_back(t, &off, 1)));
         c.sent.clear();
-        assert!((111..131).all(|t| !c.held_back(t, &config)));
+        assert!((111..131).all(|t| !c.held_back(t, &config, 1)));
     }
 
     #[test]
@@ -190,5 +215,35 @@ mod tests {
         assert_eq!(c.send_interval(101 + 25, &config), 1);
         assert_eq!(c.send_interval(101 + 34, &config), 1);
         assert_eq!(c.send_interval(101 + 35, &config), 2);
+    }
+
+    #[test]
+    fn a_floor_holds_back_prompt_clients_too_and_no_gap_outgrows_it() {
+        let config = ReplicationConfig {
+            backoff_after_ticks: 10,
+            checksum_interval: 1_000,
+            ..ReplicationConfig::default()
+        };
+        let mut c = behind_client(0);
+        c.sent.clear();
+        assert_eq!(sent(&mut c, 101..111, &config, 1).len(), 10);
+        assert_eq!(
+            sent(&mut c, 111..121, &config, 2),
+            [112, 114, 116, 118, 120]
+        );
+        assert_eq!(sent(&mut c, 121..131, &config, 3), [123, 126, 129]);
+        // Beyond the most the position trail covers, the floor is that most.
+        assert_eq!(sent(&mut c, 131..141, &config, 9), [132, 135, 138]);
+        // A floor that changes every tick: turns alone would skip 5 ticks here.
+        let mut last = 140;
+        for t in 141..400 {
+            let floor = 2 + t % 2;
+            if !c.held_back(t, &config, floor) {
+                assert!(t - last <= MAX_SEND_INTERVAL, "{last} to {t}");
+                last = t;
+                c.tip = Some(t);
+            }
+        }
+        assert!(400 - last <= MAX_SEND_INTERVAL);
     }
 }

@@ -53,9 +53,12 @@ pub(crate) fn send_change_sets(
             cx.config,
             cx.tick,
         );
-        if client.held_back(cx.tick, cx.config) {
+        if client.held_back(cx.tick, cx.config, server.min_send_interval) {
             client.stats.held_back += 1;
             server.send_totals.held_back += 1;
+            if !client.held_back(cx.tick, cx.config, 1) {
+                server.send_totals.shed += 1;
+            }
             continue;
         }
         let packets = if let Some(base) = shareable.then(|| shared_baseline(client, &cx)).flatten()
