@@ -59,8 +59,12 @@ pub(crate) enum ToRoom {
 }
 
 /// How one tick of a room went.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct TickTiming {
+    /// The point of the room's grid the tick ran for (`cadence`): a load
+    /// window counts the ticks due within it, so a tick it skipped is
+    /// exactly one missing, however late the others ran.
+    pub due: std::time::Instant,
     /// Wall time of the tick, µs.
     pub micros: u64,
     /// CPU time the worker thread spent in the tick, µs: the wall time less

@@ -17,6 +17,11 @@ use serde::Serialize;
 /// scenario the machine cannot hold should still be measured, not hang).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long after its end the window still takes ticks due within it: a
+/// room's tick is reported when it ends, which may be a slot or two after
+/// its due time when the rooms run late.
+const STRAGGLERS: Duration = Duration::from_millis(250);
+
 /// When to measure.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoadWindowSpec {
@@ -38,11 +43,15 @@ pub struct LoadReport {
     /// Clients connected when the warm-up started (fewer than expected when
     /// they did not all connect within a minute).
     pub clients_at_start: usize,
-    /// The window's length, s.
+    /// The window's length as measured, s.
     pub window_secs: f64,
-    /// Ticks run by all rooms within the window.
+    /// Ticks run by all rooms that were due within the window (a tick that
+    /// started late still counts; one skipped does not).
     pub ticks: u64,
-    /// Ticks the rooms should have run (`rooms · tick_hz · window`).
+    /// Ticks due within the window (`rooms · tick_hz · window`). Counting by
+    /// due time makes the two agree exactly when no tick was skipped; counted
+    /// by when their reports arrived, each room's count at the window's
+    /// edges was off by one either way.
     pub ticks_expected: u64,
     /// Ticks whose wall time exceeded their slot (`1 / tick_hz`).
     pub overruns: u64,
@@ -142,6 +151,16 @@ pub(crate) struct LoadWindow {
     /// Change sets built and held back by the measured ticks.
     sends: SendTotals,
     clients_at_start: usize,
+    /// The server's CPU time when the window ended.
+    at_end: Option<AtEnd>,
+}
+
+/// The server's counters when its window ended, s since it began.
+#[derive(Clone, Copy, Debug)]
+struct AtEnd {
+    secs: f64,
+    cpu: f64,
+    network: u64,
 }
 
 impl LoadWindow {
@@ -152,6 +171,7 @@ impl LoadWindow {
                 since: Instant::now(),
             },
             clients_at_start: 0,
+            at_end: None,
             slot_us: 1_000_000 / u64::from(tick_hz.max(1)),
             tick_hz,
             world_entities,
@@ -165,9 +185,12 @@ impl LoadWindow {
         }
     }
 
-    /// Records one tick of some room.
+    /// Records one tick of some room, if it was due within the window.
     pub fn on_tick(&mut self, timing: &TickTiming) {
-        if let WindowPhase::Measuring { .. } = self.phase {
+        if let WindowPhase::Measuring { start, .. } = self.phase
+            && timing.due >= start
+            && timing.due < start + self.spec.window
+        {
             self.sends.change_sets += timing.sends.change_sets;
             self.sends.held_back += timing.sends.held_back;
             self.sends.shed += timing.sends.shed;
@@ -205,16 +228,32 @@ impl LoadWindow {
                     },
                 };
             }
-            WindowPhase::Measuring { start, at_start } if now - start >= self.spec.window => {
-                let secs = (now - start).as_secs_f64();
+            WindowPhase::Measuring { start, at_start }
+                if now - start >= self.spec.window && self.at_end.is_none() =>
+            {
+                // CPU time over the window itself; its last ticks' reports
+                // are still on their way.
+                self.at_end = Some(AtEnd {
+                    secs: (now - start).as_secs_f64(),
+                    cpu: process_cpu_secs() - at_start.cpu,
+                    network: thread_cpu_micros().saturating_sub(at_start.network),
+                });
+            }
+            WindowPhase::Measuring { start, .. }
+                if now - start >= self.spec.window + STRAGGLERS
+                    && let Some(end) = self.at_end =>
+            {
                 let h = &self.tick_us;
                 let report = LoadReport {
                     rooms,
                     clients,
                     clients_at_start: self.clients_at_start,
-                    window_secs: secs,
+                    window_secs: end.secs,
                     ticks: h.len(),
-                    ticks_expected: (rooms as f64 * f64::from(self.tick_hz) * secs).round() as u64,
+                    ticks_expected: (rooms as f64
+                        * f64::from(self.tick_hz)
+                        * self.spec.window.as_secs_f64())
+                    .round() as u64,
                     overruns: self.overruns,
                     tick_p50_ms: h.value_at_quantile(0.5) as f64 / 1_000.0,
                     tick_p99_ms: h.value_at_quantile(0.99) as f64 / 1_000.0,
@@ -225,10 +264,9 @@ impl LoadWindow {
                     handover_p99_ms: self.handover_us.value_at_quantile(0.99) as f64 / 1_000.0,
                     tick_late_p50_ms: self.late_us.value_at_quantile(0.5) as f64 / 1_000.0,
                     tick_late_p99_ms: self.late_us.value_at_quantile(0.99) as f64 / 1_000.0,
-                    cpu_secs: process_cpu_secs() - at_start.cpu,
+                    cpu_secs: end.cpu,
                     room_cpu_secs: self.room_cpu_micros as f64 / 1e6,
-                    network_cpu_secs: thread_cpu_micros().saturating_sub(at_start.network) as f64
-                        / 1e6,
+                    network_cpu_secs: end.network as f64 / 1e6,
                     world_entities: self.world_entities,
                     change_sets: self.sends.change_sets,
                     change_sets_held_back: self.sends.held_back,
@@ -262,4 +300,53 @@ pub fn process_cpu_secs() -> f64 {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use kasagi_replication::SendTotals;
+
+    use super::*;
+
+    fn tick(due: Instant) -> TickTiming {
+        TickTiming {
+            due,
+            micros: 1_000,
+            cpu_micros: 900,
+            handover_micros: None,
+            late_micros: 0,
+            sends: SendTotals::default(),
+        }
+    }
+
+    #[test]
+    fn a_window_counts_the_ticks_due_within_it_even_when_reported_late() {
+        let spec = LoadWindowSpec {
+            clients: 0,
+            warmup: Duration::ZERO,
+            window: Duration::from_millis(300),
+        };
+        let mut window = LoadWindow::new(spec, 100, 0);
+        assert!(window.poll(0, 1).is_none(), "warming up");
+        assert!(window.poll(0, 1).is_none(), "measuring");
+        let WindowPhase::Measuring { start, .. } = window.phase else {
+            panic!("not measuring: {:?}", window.phase);
+        };
+        let slot = Duration::from_millis(10);
+        // Due before the window (reported within it), thirty within it with
+        // one skipped, and one after it.
+        window.on_tick(&tick(start - slot));
+        for k in (0..30).filter(|&k| k != 17) {
+            window.on_tick(&tick(start + slot * k + Duration::from_micros(1)));
+        }
+        std::thread::sleep(spec.window);
+        assert!(window.poll(0, 1).is_none(), "the stragglers' grace");
+        window.on_tick(&tick(start + spec.window - Duration::from_micros(1)));
+        window.on_tick(&tick(start + spec.window));
+        std::thread::sleep(STRAGGLERS);
+        let report = window.poll(0, 1).expect("closed");
+        assert_eq!(report.ticks_expected, 30);
+        assert_eq!(report.ticks, 30, "29 on time, 1 straggler, 1 skipped");
+        assert!(report.window_secs >= 0.3, "CPU is measured over the window");
+    }
 }

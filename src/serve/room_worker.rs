@@ -178,6 +178,7 @@ impl Task for RoomTask {
             .get_resource::<ReplicationServer>()
             .map_or_else(SendTotals::default, ReplicationServer::send_totals);
         out.post(FromRoom::Tick(TickTiming {
+            due: self.next_tick,
             micros: took.as_micros() as u64,
             cpu_micros,
             handover_micros,
@@ -510,7 +511,14 @@ mod tests {
         let line = ToNetwork::new(tx, Some(waker));
         let short = Duration::from_millis(20);
 
-        line.post(FromRoom::Tick(TickTiming::default()));
+        line.post(FromRoom::Tick(TickTiming {
+            due: Instant::now(),
+            micros: 1,
+            cpu_micros: 1,
+            handover_micros: None,
+            late_micros: 0,
+            sends: SendTotals::default(),
+        }));
         assert_eq!(source.wait(None, short), Woken::Timeout);
 
         line.send(7, ServerMessage::PlayerLeft { player: 1 });
