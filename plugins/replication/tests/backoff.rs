@@ -19,6 +19,7 @@ mod common;
 use std::collections::VecDeque;
 
 use bevy_app::App;
+use bevy_ecs::entity::Entity;
 use common::*;
 use glam::Vec2;
 use kasagi_replication::client::ClientReplica;
@@ -49,8 +50,9 @@ fn ack(server: &mut App, client: ClientId, tick: u64) {
         .expect("an ack of a set sent");
 }
 
-#[test]
-fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
+/// A server with one entity (the walker) and `clients` connected with room
+/// views, and the config both sides share.
+fn walker_world(clients: &[ClientId]) -> (App, Entity, ReplicationConfig) {
     let config = ReplicationConfig {
         backoff_after_ticks: 3,
         checksum_interval: 30,
@@ -64,12 +66,18 @@ fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
         .world_mut()
         .spawn((Replicated { kind }, Pos(Vec2::ZERO), Health(1)))
         .id();
-    for client in [PROMPT, FAR, SLOW] {
+    for &client in clients {
         server
             .world_mut()
             .resource_mut::<ReplicationServer>()
             .connect(client, View::Room);
     }
+    (server, walker, config)
+}
+
+#[test]
+fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
+    let (mut server, walker, config) = walker_world(&[PROMPT, FAR, SLOW]);
     let mut prompt = client_app(config.clone());
     let mut far = client_app(config.clone());
     let mut slow = client_app(config);
@@ -141,25 +149,9 @@ fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
 
 #[test]
 fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_nothing() {
-    let config = ReplicationConfig {
-        backoff_after_ticks: 3,
-        checksum_interval: 30,
-        full_state_resend_ticks: None,
-        ..ReplicationConfig::default()
-    };
-    let (mut server, kind) = server_app(config.clone());
-    let walker = server
-        .world_mut()
-        .spawn((Replicated { kind }, Pos(Vec2::ZERO), Health(1)))
-        .id();
     let clients: Vec<ClientId> = (1..=6).map(ClientId).collect();
+    let (mut server, walker, config) = walker_world(&clients);
     let mut apps: Vec<App> = clients.iter().map(|_| client_app(config.clone())).collect();
-    for &client in &clients {
-        server
-            .world_mut()
-            .resource_mut::<ReplicationServer>()
-            .connect(client, View::Room);
-    }
     // The ticks each client got a set on.
     let mut got: Vec<Vec<u64>> = vec![Vec::new(); clients.len()];
     for tick in 0..240u64 {
