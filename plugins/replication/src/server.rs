@@ -72,7 +72,8 @@ pub struct ClientStats {
     /// Bytes produced.
     pub bytes: u64,
     /// Ticks whose change set was held back because the client fell behind
-    /// (its acks queued past [`crate::ReplicationConfig::backoff_after_ticks`]);
+    /// (its acks queued past [`crate::ReplicationConfig::backoff_after_ticks`])
+    /// or the host shed load ([`ReplicationServer::set_min_send_interval`]);
     /// the next set sent carries their changes.
     pub held_back: u64,
     /// Entities currently visible.
