@@ -149,9 +149,35 @@ fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
 
 #[test]
 fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_nothing() {
-    let clients: Vec<ClientId> = (1..=6).map(ClientId).collect();
+    let mut clients: Vec<ClientId> = (1..=6).map(ClientId).collect();
     let (mut server, walker, config) = walker_world(&clients);
+    // Two radius views around the walker too: on held-back ticks they skip
+    // their interest update (`interest::defer`) and recompute on their next
+    // set. A post at x = 150 enters their view while they are shed (the
+    // walker passes x = 90 at tick 90) and leaves it once the floor is 1.
+    let kind = server
+        .world()
+        .get::<Replicated>(walker)
+        .expect("replicated")
+        .kind;
+    server
+        .world_mut()
+        .spawn((Replicated { kind }, Pos(Vec2::new(150.0, 0.0)), Health(1)));
+    server.update();
+    let center = *server.world().get::<NetId>(walker).expect("an id");
+    for client in [ClientId(7), ClientId(8)] {
+        let view = View::Radius {
+            center: Some(center),
+            radius: 60.0,
+        };
+        server
+            .world_mut()
+            .resource_mut::<ReplicationServer>()
+            .connect(client, view);
+        clients.push(client);
+    }
     let mut apps: Vec<App> = clients.iter().map(|_| client_app(config.clone())).collect();
+    let mut post_seen = Vec::new();
     // The ticks each client got a set on.
     let mut got: Vec<Vec<u64>> = vec![Vec::new(); clients.len()];
     for tick in 0..240u64 {
@@ -189,6 +215,9 @@ fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_not
                 ack(&mut server, client, a);
             }
         }
+        if replica(&apps[6]).len() == 2 {
+            post_seen.push(tick);
+        }
         // Clients take turns: a shedding tick still sends to some of them
         // (a due checksum goes to all).
         if (60..150).contains(&tick) && tick % 30 != 0 {
@@ -205,6 +234,16 @@ fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_not
         let widest = ticks.windows(2).map(|w| w[1] - w[0]).max();
         assert!(widest <= Some(3), "{i}: {ticks:?}");
     }
+    // The post entered during the shedding and left after it.
+    let (first, last) = (post_seen.first(), post_seen.last());
+    assert!(
+        first.is_some_and(|t| (90..100).contains(t)),
+        "{post_seen:?}"
+    );
+    assert!(
+        last.is_some_and(|t| (200..235).contains(t)),
+        "{post_seen:?}"
+    );
     let server_state = server.world().resource::<ReplicationServer>();
     let totals = server_state.send_totals();
     assert!(

@@ -10,8 +10,6 @@
 
 mod tick_cells;
 
-use bevy_platform::collections::HashSet;
-
 use super::client_state::ClientState;
 use super::mirror::{Mirror, Placement};
 use super::{TickScratch, View};
@@ -121,6 +119,20 @@ pub(crate) fn update(
     }
 }
 
+/// A radius view's update on a tick whose change set is held back
+/// (`ClientState::held_back`): only the entities that stopped existing
+/// leave it, and the view is recomputed from the grid on its next sending
+/// tick, once for all the ticks it skipped, instead of updated every tick.
+/// What changed meanwhile is found from the history then (`build`), since
+/// the pending list missed those ticks.
+pub(crate) fn defer(client: &mut ClientState, scratch: &TickScratch, tick: u64) {
+    for (id, _, _) in &scratch.despawned {
+        client.leave(*id, tick);
+    }
+    client.view_dirty = true;
+    client.untrack_pending();
+}
+
 /// The rings (inner and outer radius around the new center) holding every
 /// entity that did not move but whose fate changes when the center moves by
 /// `d`. Before the move, everything within `enter` was visible and nothing
@@ -183,35 +195,40 @@ fn recompute(
     radii: Radii,
     tick: u64,
 ) {
-    let mut next: HashSet<NetId> = HashSet::default();
-    let mut consider = |id: NetId| {
-        if let Some(record) = mirror.records.get(&id)
-            && sees(
-                client,
-                &record.placement(),
-                center,
-                radii,
-                client.visible.contains_key(&id),
-            )
-        {
-            next.insert(id);
-        }
-    };
-    mirror.everywhere.iter().copied().for_each(&mut consider);
-    if let Some(c) = center {
-        let reach = radii.keep.ceil().min(f64::from(i32::MAX)) as i32;
-        mirror.grid.around(c, reach, &mut consider);
-    }
+    // What it sees stays if still within `keep`; anything else enters if
+    // within `enter`, so only the disc of `enter` needs walking. Marked in
+    // place rather than gathered into a set of the next view: the set's
+    // inserts were most of a recompute, and held-back views recompute often
+    // (`defer`).
     let leaving: Vec<NetId> = client
         .visible
         .keys()
-        .filter(|id| !next.contains(*id))
+        .filter(|id| {
+            !mirror
+                .records
+                .get(id)
+                .is_some_and(|r| sees(client, &r.placement(), center, radii, true))
+        })
         .copied()
         .collect();
     for id in leaving {
         client.leave(id, tick);
     }
-    for id in next {
+    let mut entering = Vec::new();
+    let mut consider = |id: NetId| {
+        if !client.visible.contains_key(&id)
+            && let Some(record) = mirror.records.get(&id)
+            && sees(client, &record.placement(), center, radii, false)
+        {
+            entering.push(id);
+        }
+    };
+    mirror.everywhere.iter().copied().for_each(&mut consider);
+    if let Some(c) = center {
+        let reach = radii.enter.ceil().min(f64::from(i32::MAX)) as i32;
+        mirror.grid.around(c, reach, &mut consider);
+    }
+    for id in entering {
         enter(client, mirror, id, tick);
     }
 }

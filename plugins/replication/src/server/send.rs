@@ -8,11 +8,11 @@
 
 use bevy_ecs::prelude::*;
 
-use super::ReplicationServer;
 use super::build::{BuildContext, ChangeScratch, build, uses_room_sum};
 use super::collect::rehash_changed;
 use super::interest::{self, TickCells};
 use super::shared::{SharedDelta, shared_baseline};
+use super::{ReplicationServer, View};
 use crate::codec::encode_packets;
 use crate::config::ReplicationConfig;
 use crate::registry::ReplicationRegistry;
@@ -45,15 +45,20 @@ pub(crate) fn send_change_sets(
     let mut shared = SharedDelta::default();
     let shareable = !registry.has_private_components();
     for (id, client) in server.clients.iter_mut() {
-        interest::update(
-            client,
-            cx.mirror,
-            &server.scratch,
-            &changes,
-            cx.config,
-            cx.tick,
-        );
-        if client.held_back(cx.tick, cx.config, server.min_send_interval) {
+        let held = client.held_back(cx.tick, cx.config, server.min_send_interval);
+        if held && matches!(client.view, View::Radius { .. }) {
+            interest::defer(client, &server.scratch, cx.tick);
+        } else {
+            interest::update(
+                client,
+                cx.mirror,
+                &server.scratch,
+                &changes,
+                cx.config,
+                cx.tick,
+            );
+        }
+        if held {
             client.stats.held_back += 1;
             server.send_totals.held_back += 1;
             if !client.held_back(cx.tick, cx.config, 1) {
