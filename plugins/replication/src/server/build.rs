@@ -7,7 +7,6 @@ use super::mirror::{EntityRecord, Mirror};
 use crate::change_set::{EntityState, EntityUpdate, LimitedChangeSet, Move, MoveTo, QPos};
 use crate::checksum::StateChecksum;
 use crate::config::ReplicationConfig;
-use crate::id_map::DENSE_IDS;
 use crate::net_id::NetId;
 use crate::registry::ReplicationRegistry;
 
@@ -20,15 +19,8 @@ pub(crate) struct BuildContext<'a> {
     pub config: &'a ReplicationConfig,
 }
 
-/// Reused storage of the builds of a tick.
-#[derive(Default)]
-pub(crate) struct ChangeScratch {
-    /// The `(id, changed components)` pairs gathered from the history window.
-    window: Vec<(NetId, u64)>,
-    /// One bit per id below [`DENSE_IDS`] noted so far by [`unique_pending`];
-    /// all clear between calls.
-    taken: Vec<u64>,
-}
+/// Reused storage for the `(id, changed components)` pairs a build gathers.
+pub(crate) type ChangeScratch = Vec<(NetId, u64)>;
 
 /// Builds `client`'s change set for the current tick and records it as sent;
 /// `None` when there is nothing to tell (no change, no checksum due, and the
@@ -217,7 +209,9 @@ fn changed_since<'a>(
     let mut changed: Vec<(NetId, u64, &EntityRecord)> = if window == 0 {
         Vec::new()
     } else if client.pending_covers(base) {
-        let ids = unique_pending(client, base, &mut scratch.taken);
+        let mut ids: Vec<NetId> = client.pending_after(base).map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let not_held = not_held_since_pending(client, base);
         let held_pending = |id: &NetId| {
             let fast = not_held.binary_search(id).is_err();
@@ -235,13 +229,12 @@ fn changed_since<'a>(
         // The window's changes, sorted and merged per id: cheaper than a hash
         // map entry per change when acks lag and the window spans ticks, and
         // each id is probed once, already in the order the set wants.
-        let window = &mut scratch.window;
-        window.clear();
+        scratch.clear();
         for record in cx.history.since(base) {
-            window.extend_from_slice(&record.changed);
+            scratch.extend_from_slice(&record.changed);
         }
-        window.sort_unstable_by_key(|(id, _)| *id);
-        return window
+        scratch.sort_unstable_by_key(|(id, _)| *id);
+        return scratch
             .chunk_by(|a, b| a.0 == b.0)
             .filter(|run| held(&run[0].0))
             .filter_map(|run| {
@@ -260,54 +253,6 @@ fn changed_since<'a>(
     };
     changed.sort_unstable_by_key(|(id, _, _)| *id);
     changed
-}
-
-/// The distinct ids of `client`'s pending entries after `base`, sorted.
-///
-/// An entity that changes every tick is noted once per tick, so a baseline
-/// two or three ticks back (a client held back, `backoff`) lists most ids
-/// two or three times. Sorting them all and then dropping the repeats was a
-/// third of such a build; a bit per id drops the repeats first, and only the
-/// distinct ids are sorted. Ids too large for the bits (a game's own, beyond
-/// [`DENSE_IDS`]) are sorted and deduplicated the old way.
-fn unique_pending(client: &ClientState, base: u64, taken: &mut Vec<u64>) -> Vec<NetId> {
-    let pending = client.pending_after(base);
-    let mut ids = Vec::with_capacity(pending.len());
-    let tick = |entry: Option<&(u64, NetId)>| entry.map(|(tick, _)| *tick);
-    if tick(pending.clone().next()) == tick(pending.clone().next_back()) {
-        // One tick's notes: an id repeats there only if it changed both in
-        // a cell and everywhere, so the bits would cost more than they save.
-        ids.extend(pending.map(|(_, id)| *id));
-        ids.sort_unstable();
-        ids.dedup();
-        return ids;
-    }
-    let mut large = false;
-    for &(_, id) in pending {
-        if id.0 >= DENSE_IDS {
-            large = true;
-            ids.push(id);
-            continue;
-        }
-        let (word, bit) = ((id.0 / 64) as usize, 1u64 << (id.0 % 64));
-        if word >= taken.len() {
-            taken.resize(word + 1, 0);
-        }
-        if taken[word] & bit == 0 {
-            taken[word] |= bit;
-            ids.push(id);
-        }
-    }
-    for id in &ids {
-        if id.0 < DENSE_IDS {
-            taken[(id.0 / 64) as usize] = 0;
-        }
-    }
-    ids.sort_unstable();
-    if large {
-        ids.dedup();
-    }
-    ids
 }
 
 /// The ids among `client`'s pending list after `base` that it did not hold
@@ -402,32 +347,5 @@ fn move_to(to: QPos, held: Option<QPos>) -> MoveTo {
             }
         }
         None => MoveTo::Absolute(to),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::net_id::ClientId;
-
-    #[test]
-    fn pending_ids_come_out_once_each_and_sorted_and_the_bits_clear() {
-        let mut client = ClientState::new(ClientId(1), View::Room, 0);
-        client.track_pending(5);
-        let big = NetId(DENSE_IDS + 7);
-        for (tick, id) in [(5, 9), (5, 3), (6, 3), (6, 200), (6, 9), (7, 3), (7, 70)] {
-            client.pend(NetId(id), tick);
-        }
-        client.pend(big, 6);
-        client.pend(big, 7);
-        let mut taken = Vec::new();
-        let ids = |base, taken: &mut Vec<u64>| unique_pending(&client, base, taken);
-        assert_eq!(
-            ids(4, &mut taken),
-            [NetId(3), NetId(9), NetId(70), NetId(200), big]
-        );
-        assert!(taken.iter().all(|&w| w == 0));
-        assert_eq!(ids(6, &mut taken), [NetId(3), NetId(70), big]);
-        assert_eq!(ids(7, &mut taken), []);
     }
 }

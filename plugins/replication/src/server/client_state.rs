@@ -168,7 +168,7 @@ impl ClientState {
     }
 
     /// The pending entries of ticks after `base`.
-    pub fn pending_after(&self, base: u64) -> std::collections::vec_deque::Iter<'_, (u64, NetId)> {
+    pub fn pending_after(&self, base: u64) -> impl Iterator<Item = &(u64, NetId)> {
         let start = self.pending.partition_point(|(tick, _)| *tick <= base);
         self.pending.range(start..)
     }
