@@ -46,6 +46,8 @@ pub(crate) fn send_change_sets(
     let shareable = !registry.has_private_components();
     for (id, client) in server.clients.iter_mut() {
         let held = client.held_back(cx.tick, cx.config, server.min_send_interval);
+        // A room view's update is only this tick's spawns and despawns, and
+        // its recompute would enter everything: it keeps updating.
         if held && matches!(client.view, View::Radius { .. }) {
             interest::defer(client, &server.scratch, cx.tick);
         } else {
