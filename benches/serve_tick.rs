@@ -18,6 +18,8 @@
 //! the full change set), for callgrind. A fixed count matters: the village's
 //! cost per tick drifts as it runs, so runs of different lengths (as
 //! criterion's timed ones are under valgrind) are not comparable.
+//! `SERVE_TICK_FLOOR=N` sets the send floor (load shedding, 1 to 3) before
+//! every counted tick, as a room that starts its ticks late does.
 
 use std::hint::black_box;
 
@@ -102,9 +104,16 @@ fn serve_tick(c: &mut Criterion) {
 /// `SERVE_TICK_COUNT` ticks, measured, and nothing else (see the module docs).
 fn count_ticks(ticks: u64) {
     let full = std::env::var_os("SERVE_TICK_FULL").is_some_and(|v| v == "1");
+    let floor = std::env::var("SERVE_TICK_FLOOR")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
     let mut room = warm_room(full);
     let mut packets = 0;
     for _ in 0..ticks {
+        room.world_mut()
+            .resource_mut::<ReplicationServer>()
+            .set_min_send_interval(floor);
         packets += measured_tick(&mut room);
     }
     eprintln!("{ticks} ticks, {packets} packets");

@@ -6,7 +6,7 @@
 //! falls behind the wall's, and every client misses a tick at once. Most of
 //! a room tick is replication's building, encoding and sending per client,
 //! not the simulation, so a late room sheds that instead: each client gets a
-//! set every second or third tick, in turns
+//! set every second tick, or third, up to every sixth, in turns
 //! (`ReplicationServer::set_min_send_interval`), the ticks themselves all
 //! run, and no change is lost, only merged into the next set. Unreal's
 //! servers shed the same work the same way
@@ -18,19 +18,23 @@
 
 use std::time::Duration;
 
+use kasagi_replication::ReplicationServer;
+
 /// Every how many ticks each client gets a change set when the room's tick
 /// starts `late` on a grid of `slot`: every tick while the room is less than
 /// a quarter of a slot late (a worker busy with another room's tick, a
-/// preemption), every second tick from there, every third from half a slot.
-/// A room skips a tick only once it is a whole slot late.
+/// preemption), and one tick more for every further quarter slot, up to
+/// [`ReplicationServer::MAX_SHED_INTERVAL`]. A room skips a tick once it is
+/// a whole slot late (`cadence`), so a room that reaches the cap is already
+/// skipping: even a tick that is all shed costs about half of a whole one
+/// (the collection, the simulation, the interest grid), and the cap keeps
+/// the delay shedding adds to a fifth of a second at 30 Hz.
 pub(crate) fn min_send_interval(late: Duration, slot: Duration) -> u64 {
-    if late >= slot / 2 {
-        3
-    } else if late >= slot / 4 {
-        2
-    } else {
-        1
-    }
+    let quarters = late.as_nanos() * 4 / slot.as_nanos().max(1);
+    u64::try_from(quarters)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+        .min(ReplicationServer::MAX_SHED_INTERVAL)
 }
 
 #[cfg(test)]
@@ -46,6 +50,11 @@ mod tests {
         assert_eq!(interval(9), 2);
         assert_eq!(interval(16), 2);
         assert_eq!(interval(17), 3);
-        assert_eq!(interval(1_000), 3);
+        assert_eq!(interval(25), 4);
+        assert_eq!(interval(34), 5);
+        assert_eq!(interval(42), 6);
+        assert_eq!(interval(1_000_000), 6);
+        assert_eq!(min_send_interval(Duration::MAX, slot), 6);
+        assert_eq!(min_send_interval(Duration::ZERO, Duration::ZERO), 1);
     }
 }

@@ -166,6 +166,10 @@ pub(crate) struct TickScratch {
 }
 
 impl ReplicationServer {
+    /// The most [`Self::set_min_send_interval`] takes: six ticks, a fifth of
+    /// a second at 30 Hz.
+    pub const MAX_SHED_INTERVAL: u64 = backoff::MAX_SHED_INTERVAL;
+
     /// An empty server for `config`.
     pub fn new(config: &crate::ReplicationConfig) -> Self {
         let cell_quanta = (config.cell_size / config.position_precision)
@@ -317,13 +321,15 @@ impl ReplicationServer {
     /// staggered so that clients take turns, as a client that falls behind
     /// does ([`crate::ReplicationConfig::backoff_after_ticks`]), and with the
     /// same exceptions: full states and what follows them until
-    /// acknowledged, repairs and due checksums always go. Capped at three
-    /// ticks, which the position trail covers, so moves stay deltas.
+    /// acknowledged, repairs and due checksums always go. Capped at
+    /// [`Self::MAX_SHED_INTERVAL`]. Up to three ticks, which the position
+    /// trail covers, moves stay deltas; beyond, an entity that moved every
+    /// tick travels as an absolute position.
     ///
     /// For a host whose ticks run late (Unreal's servers do the same with
     /// `net.MaxConnectionsToTickPerServerFrame`): building, encoding and
     /// sending are most of a tick, while the simulation keeps its rate and
-    /// every change still arrives, merged, up to two ticks later.
+    /// every change still arrives, merged, up to `interval - 1` ticks later.
     pub fn set_min_send_interval(&mut self, interval: u64) {
         self.min_send_interval = interval;
     }

@@ -11,8 +11,8 @@
 //! state.
 //!
 //! A server that sheds load (`ReplicationServer::set_min_send_interval`,
-//! as a late room does) sends every client a set every second or third
-//! tick, the clients taking turns, and they lose nothing either.
+//! as a late room does) sends every client a set every second, third or
+//! sixth tick, the clients taking turns, and they lose nothing either.
 
 mod common;
 
@@ -180,10 +180,12 @@ fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_not
     let mut post_seen = Vec::new();
     // The ticks each client got a set on.
     let mut got: Vec<Vec<u64>> = vec![Vec::new(); clients.len()];
-    for tick in 0..240u64 {
+    for tick in 0..340u64 {
         let floor = match tick {
             50..150 => 3,
             150..200 => 2,
+            // Past the position trail: the walker's moves go absolute.
+            240..300 => 6,
             _ => 1,
         };
         server
@@ -227,12 +229,18 @@ fn a_server_that_sheds_load_sends_every_client_fewer_sets_in_turns_and_loses_not
     for (i, ticks) in got.iter().enumerate() {
         let within = |r: std::ops::Range<u64>| ticks.iter().filter(|t| r.contains(*t)).count();
         // Every third tick (and the due checksums at 60, 90, 120), every
-        // second, then every tick again.
+        // second, every tick, every sixth (and at 270), then every tick again.
         assert!((30..=35).contains(&within(55..145)), "{i}: {ticks:?}");
         assert!((24..=27).contains(&within(150..200)), "{i}: {ticks:?}");
         assert_eq!(within(200..240), 40, "{i}: {ticks:?}");
-        let widest = ticks.windows(2).map(|w| w[1] - w[0]).max();
-        assert!(widest <= Some(3), "{i}: {ticks:?}");
+        assert!((9..=11).contains(&within(245..300)), "{i}: {ticks:?}");
+        assert_eq!(within(305..340), 35, "{i}: {ticks:?}");
+        let widest = |r: std::ops::Range<u64>| {
+            let t: Vec<u64> = ticks.iter().copied().filter(|t| r.contains(t)).collect();
+            t.windows(2).map(|w| w[1] - w[0]).max()
+        };
+        assert!(widest(0..240) <= Some(3), "{i}: {ticks:?}");
+        assert!(widest(0..340) <= Some(6), "{i}: {ticks:?}");
     }
     // The post entered during the shedding and left after it.
     let (first, last) = (post_seen.first(), post_seen.last());

@@ -277,7 +277,7 @@ proptest! {
         backoff in prop::sample::select(vec![0u32, 2, 3]),
         // A server that sheds load while the channel is noisy: every client
         // gets a set every one to three ticks, the interval drawn per tick.
-        floors in prop::collection::vec(1u64..=3, 60),
+        floors in prop::collection::vec(1u64..=6, 60),
         shedding in any::<bool>(),
     ) {
         let mut h = Harness::new(seed, &views, private, chained, backoff);
