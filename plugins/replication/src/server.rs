@@ -142,6 +142,18 @@ pub struct ReplicationServer {
     pub(crate) skip_full_change_set: bool,
 }
 
+/// One change of an entity's quantized position, with the grid cells it
+/// was filed in before and after: the grid works them out as it refiles the
+/// entity, and the tick's cells (`interest::TickCells`) need them again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Moved {
+    pub id: NetId,
+    pub from: Option<QPos>,
+    pub from_cell: Option<(i32, i32)>,
+    pub to: Option<QPos>,
+    pub to_cell: Option<(i32, i32)>,
+}
+
 /// What happened during the current tick, gathered by the collect systems.
 #[derive(Default)]
 pub(crate) struct TickScratch {
@@ -154,8 +166,8 @@ pub(crate) struct TickScratch {
     pub changed: crate::id_map::IdMap<u64>,
     /// Entities that started replicating.
     pub created: Vec<NetId>,
-    /// Entities whose quantized position changed, with the position before.
-    pub moved: Vec<(NetId, Option<QPos>)>,
+    /// Entities whose quantized position changed.
+    pub moved: Vec<Moved>,
     /// Entities that stopped replicating, with their last position.
     pub despawned: Vec<(NetId, KindId, Option<QPos>)>,
     /// This tick's full change set, per kind index.

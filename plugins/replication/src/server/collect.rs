@@ -9,9 +9,9 @@ use bevy_ecs::intern::Interned;
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::ScheduleLabel;
 
-use super::ReplicationServer;
 use super::mirror::{EntityRecord, quantize};
 use super::record::{FieldDiffQueue, record_field_changes, seal_change_set};
+use super::{Moved, ReplicationServer};
 use crate::ReplicationSystems;
 use crate::change_set::{ComponentBytes, ComponentWrite, KindChanges};
 use crate::codec::encode_component_into;
@@ -124,9 +124,15 @@ fn collect_changed<C: ReplicatedComponent>(
                 // Moved less than a quantum: lossless change sets see it, clients need not.
                 bit = 0;
             } else {
-                server.mirror.grid.relocate(id, record.qpos, Some(q));
+                let (from_cell, to_cell) = server.mirror.grid.relocate(id, Some(q));
                 let was_placed = record.qpos.is_some();
-                server.scratch.moved.push((id, record.qpos));
+                server.scratch.moved.push(Moved {
+                    id,
+                    from: record.qpos,
+                    from_cell,
+                    to: Some(q),
+                    to_cell,
+                });
                 record.qpos = Some(q);
                 record.trail.record(tick, record.qpos);
                 placed = !was_placed;
@@ -180,9 +186,15 @@ fn collect_removed<C: ReplicatedComponent>(
         record.touch(index, server.tick);
         if is_position && let Some(q) = record.qpos.take() {
             record.trail.record(server.tick, None);
-            server.mirror.grid.remove(id);
+            let from_cell = server.mirror.grid.remove(id);
             server.mirror.refresh_everywhere(id);
-            server.scratch.moved.push((id, Some(q)));
+            server.scratch.moved.push(Moved {
+                id,
+                from: Some(q),
+                from_cell,
+                to: None,
+                to_cell: None,
+            });
         }
         *server.scratch.changed.get_or_insert_with(id, || 0) |= index.bit();
     }

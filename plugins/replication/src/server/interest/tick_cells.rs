@@ -76,28 +76,28 @@ impl TickCells {
                 );
             }
         }
-        for &(id, old) in &scratch.moved {
-            let Some(record) = mirror.records.get(&id) else {
-                cells.everyone.push(id);
+        for m in &scratch.moved {
+            let Some(record) = mirror.records.get(&m.id) else {
+                cells.everyone.push(m.id);
                 continue;
             };
             let placement = record.placement();
-            if let Some(now) = record.qpos {
-                cells.push(
-                    grid.cell_of(now),
-                    CellEntry::new(id, placement, true, true, old),
-                );
+            // The grid filed it in `to_cell` unless it moved again since.
+            let now_cell = if record.qpos == m.to {
+                m.to_cell
+            } else {
+                record.qpos.map(|p| grid.cell_of(p))
+            };
+            if let Some(now) = now_cell {
+                cells.push(now, CellEntry::new(m.id, placement, true, true, m.from));
             }
-            match (old, record.qpos) {
+            match (m.from_cell, now_cell) {
                 // Views around the old cell may have to let it go.
-                (Some(a), Some(b)) if grid.cell_of(a) != grid.cell_of(b) => {
-                    cells.push(
-                        grid.cell_of(a),
-                        CellEntry::new(id, placement, true, false, old),
-                    );
+                (Some(a), Some(b)) if a != b => {
+                    cells.push(a, CellEntry::new(m.id, placement, true, false, m.from));
                 }
                 (Some(_), Some(_)) => {}
-                _ => cells.everyone.push(id),
+                _ => cells.everyone.push(m.id),
             }
         }
         cells.by_cell = ByCell::new(std::mem::take(&mut cells.staged));

@@ -49,50 +49,55 @@ impl Grid {
         self.divisor.div_floor(v)
     }
 
-    /// Files `id` at `p`; it must not be filed already.
-    fn insert(&mut self, id: NetId, p: QPos) {
-        let cell = self.cell_of(p);
+    /// Files `id` at `p`, in `cell` (`p`'s); it must not be filed already.
+    fn insert(&mut self, id: NetId, p: QPos, cell: (i32, i32)) {
         let entries = self.cells.entry(cell, self.filed.len());
         entries.push((id, p));
         let place = (entries.len() - 1) as u32;
         self.filed.insert(id, (cell, place));
     }
 
-    /// Takes `id` off the grid.
-    pub fn remove(&mut self, id: NetId) {
-        let Some((cell, i)) = self.filed.remove(&id) else {
-            return;
-        };
-        let Some(entries) = self.cells.get_mut(cell) else {
-            return;
-        };
-        if (i as usize) < entries.len() {
-            entries.swap_remove(i as usize);
+    /// Takes `id` off the grid; returns the cell it was filed in.
+    pub fn remove(&mut self, id: NetId) -> Option<(i32, i32)> {
+        let (cell, i) = self.filed.remove(&id)?;
+        if let Some(entries) = self.cells.get_mut(cell) {
+            if (i as usize) < entries.len() {
+                entries.swap_remove(i as usize);
+            }
+            if let Some(&(moved, _)) = entries.get(i as usize)
+                && let Some(place) = self.filed.get_mut(&moved)
+            {
+                place.1 = i;
+            }
+            if entries.is_empty() {
+                self.cells.release(cell);
+            }
         }
-        if let Some(&(moved, _)) = entries.get(i as usize)
-            && let Some(place) = self.filed.get_mut(&moved)
-        {
-            place.1 = i;
-        }
-        if entries.is_empty() {
-            self.cells.release(cell);
-        }
+        Some(cell)
     }
 
-    /// Moves `id` from `from` to `to` (`None`: off the grid).
-    pub fn relocate(&mut self, id: NetId, from: Option<QPos>, to: Option<QPos>) {
-        if let (Some(from), Some(to)) = (from, to)
-            && self.cell_of(from) == self.cell_of(to)
+    /// Files `id` at `to` (`None`: off the grid), wherever it was; returns
+    /// the cells it was filed in before and after.
+    pub fn relocate(
+        &mut self,
+        id: NetId,
+        to: Option<QPos>,
+    ) -> (Option<(i32, i32)>, Option<(i32, i32)>) {
+        let to_cell = to.map(|p| self.cell_of(p));
+        if let Some(p) = to
             && let Some(&(cell, i)) = self.filed.get(&id)
+            && Some(cell) == to_cell
             && let Some(entry) = self.cells.get_mut(cell).and_then(|e| e.get_mut(i as usize))
         {
-            entry.1 = to;
-            return;
+            // Most moves stay in their cell: one write.
+            entry.1 = p;
+            return (to_cell, to_cell);
         }
-        self.remove(id);
-        if let Some(p) = to {
-            self.insert(id, p);
+        let from_cell = self.remove(id);
+        if let (Some(p), Some(cell)) = (to, to_cell) {
+            self.insert(id, p, cell);
         }
+        (from_cell, to_cell)
     }
 
     /// Every id within `reach` of `center` (in quanta), and perhaps a few
@@ -242,7 +247,7 @@ mod tests {
         let mut grid = Grid::new(100);
         // All in the cells overlapping the ring 40..=60; only 2 and 3 within it.
         for (id, x) in [(1, 30), (2, 40), (3, 60), (4, 70)] {
-            grid.relocate(NetId(id), None, Some(QPos { x, y: 0 }));
+            grid.relocate(NetId(id), Some(QPos { x, y: 0 }));
         }
         assert_eq!(ring_ids(&grid, 40.0, 60.0), [2, 3]);
         // A quantum of slack either side, for the callers' rounding.
@@ -262,7 +267,7 @@ mod tests {
             (6, 80),
             (7, 95),
         ] {
-            grid.relocate(NetId(id), None, Some(QPos { x, y: 0 }));
+            grid.relocate(NetId(id), Some(QPos { x, y: 0 }));
         }
         let mut ids = Vec::new();
         let rings = [(18.0, 31.0), (69.0, 81.0)];
@@ -282,16 +287,23 @@ mod tests {
     fn moves_within_a_cell_update_the_position_the_ring_reads() {
         let mut grid = Grid::new(100);
         let at = |x| Some(QPos { x, y: 0 });
-        grid.relocate(NetId(1), None, at(50));
+        assert_eq!(grid.relocate(NetId(1), at(50)), (None, Some((0, 0))));
         assert_eq!(ring_ids(&grid, 40.0, 60.0), [1]);
-        grid.relocate(NetId(1), at(50), at(90));
+        assert_eq!(
+            grid.relocate(NetId(1), at(90)),
+            (Some((0, 0)), Some((0, 0)))
+        );
         assert_eq!(ring_ids(&grid, 40.0, 60.0), Vec::<u64>::new());
         assert_eq!(ring_ids(&grid, 80.0, 100.0), [1]);
         // Into another cell, and out of the grid.
-        grid.relocate(NetId(1), at(90), at(150));
+        assert_eq!(
+            grid.relocate(NetId(1), at(150)),
+            (Some((0, 0)), Some((1, 0)))
+        );
         assert_eq!(ring_ids(&grid, 140.0, 160.0), [1]);
-        grid.relocate(NetId(1), at(150), None);
+        assert_eq!(grid.relocate(NetId(1), None), (Some((1, 0)), None));
         assert_eq!(ring_ids(&grid, 0.0, 1000.0), Vec::<u64>::new());
+        assert_eq!(grid.remove(NetId(1)), None);
     }
 
     #[test]
@@ -299,12 +311,12 @@ mod tests {
         let mut grid = Grid::new(100);
         let at = |x| Some(QPos { x, y: 0 });
         for id in 1..=4 {
-            grid.relocate(NetId(id), None, at(10 * id as i32));
+            grid.relocate(NetId(id), at(10 * id as i32));
         }
         // 4 takes 2's place in the cell; its moves must still find it.
         grid.remove(NetId(2));
-        grid.relocate(NetId(4), at(40), at(95));
-        grid.relocate(NetId(3), at(30), at(5));
+        grid.relocate(NetId(4), at(95));
+        grid.relocate(NetId(3), at(5));
         assert_eq!(ring_ids(&grid, 90.0, 100.0), [4]);
         assert_eq!(ring_ids(&grid, 0.0, 8.0), [3]);
         assert_eq!(ring_ids(&grid, 0.0, 100.0), [1, 3, 4]);
@@ -312,7 +324,7 @@ mod tests {
         for id in [1, 3, 4] {
             grid.remove(NetId(id));
         }
-        grid.relocate(NetId(5), None, at(50));
+        grid.relocate(NetId(5), at(50));
         assert_eq!(ring_ids(&grid, 0.0, 100.0), [5]);
     }
 }
