@@ -149,9 +149,9 @@ pub struct ReplicationServer {
 pub(crate) struct Moved {
     pub id: NetId,
     pub from: Option<QPos>,
-    pub from_cell: Option<(i32, i32)>,
+    pub from_cell: Option<mirror::CellAt>,
     pub to: Option<QPos>,
-    pub to_cell: Option<(i32, i32)>,
+    pub to_cell: Option<mirror::CellAt>,
 }
 
 /// What happened during the current tick, gathered by the collect systems.

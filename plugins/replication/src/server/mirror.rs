@@ -15,7 +15,7 @@ use crate::registry::{ComponentIndex, ReplicationRegistry, Visibility};
 use crate::id_map::IdMap;
 
 mod grid;
-pub(crate) use grid::Grid;
+pub(crate) use grid::{CellAt, Grid};
 
 /// One replicated entity as the server last replicated it.
 ///

@@ -10,6 +10,9 @@ mod ring;
 use cells::Cells;
 use ring::ring_runs;
 
+/// A cell's coordinates: its column and row.
+pub(crate) type CellAt = (i32, i32);
+
 /// Uniform grid of entity ids by quantized position.
 ///
 /// Each cell lists its entities with their positions, so that a view can
@@ -58,7 +61,7 @@ impl Grid {
     }
 
     /// Takes `id` off the grid; returns the cell it was filed in.
-    pub fn remove(&mut self, id: NetId) -> Option<(i32, i32)> {
+    pub fn remove(&mut self, id: NetId) -> Option<CellAt> {
         let (cell, i) = self.filed.remove(&id)?;
         if let Some(entries) = self.cells.get_mut(cell) {
             if (i as usize) < entries.len() {
@@ -78,11 +81,7 @@ impl Grid {
 
     /// Files `id` at `to` (`None`: off the grid), wherever it was; returns
     /// the cells it was filed in before and after.
-    pub fn relocate(
-        &mut self,
-        id: NetId,
-        to: Option<QPos>,
-    ) -> (Option<(i32, i32)>, Option<(i32, i32)>) {
+    pub fn relocate(&mut self, id: NetId, to: Option<QPos>) -> (Option<CellAt>, Option<CellAt>) {
         let to_cell = to.map(|p| self.cell_of(p));
         if let Some(p) = to
             && let Some(&(cell, i)) = self.filed.get(&id)
