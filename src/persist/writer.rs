@@ -26,6 +26,13 @@ use super::records::{self, OpsRecordRef, SnapshotRecord, SnapshotRecordRef, Stat
 use super::stats::PersistStats;
 use super::{Loaded, PersistConfig};
 
+/// How far past a history request's last tick the writer looks for a
+/// coalesced change set that covers it (see `Writer::history`): three
+/// seconds at 30 Hz. Coalescing runs longer only while the writer is that
+/// far behind, and such a set's ticks up to the range's end are then
+/// missing from the answer.
+const HISTORY_LOOKAHEAD: u64 = 90;
+
 /// A request to the writer thread.
 pub(crate) enum Job {
     /// Some ticks of a room.
@@ -207,28 +214,51 @@ impl Writer {
         }))
     }
 
+    /// The persisted change sets covering ticks `from..=to`, oldest first.
+    ///
+    /// Ticks the writer coalesced are stored as one change set under the
+    /// last of them, so one that covers `to` but ends after it lies outside
+    /// the keys `from..=to`: without it the answer would silently lack the
+    /// range's last ticks. When `to` is not the last tick found, the first
+    /// change set stored within [`HISTORY_LOOKAHEAD`] ticks after it is
+    /// added if it starts at or before `to` (its `tick` is then beyond `to`).
     fn history(
         &mut self,
         world: &str,
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, u64, FullChangeSet)>, StoreError> {
-        let snapshots = self.store.snapshots(world, from, to, unix_ms())?;
-        snapshots
+        let now = unix_ms();
+        let decode = |(tick, bytes): (u64, Vec<u8>)| {
+            let record: SnapshotRecord =
+                records::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                    key: kasagi_store::snapshot_key(world, tick),
+                    reason: e.to_string(),
+                })?;
+            Ok((
+                tick,
+                record.from,
+                record.visible(&self.config.private_components),
+            ))
+        };
+        let found = self.store.snapshots(world, from, to, now)?;
+        let last = found.last().map(|(tick, _)| *tick);
+        let mut history = found
             .into_iter()
-            .map(|(tick, bytes)| {
-                let record: SnapshotRecord =
-                    records::decode(&bytes).map_err(|e| StoreError::Corrupt {
-                        key: kasagi_store::snapshot_key(world, tick),
-                        reason: e.to_string(),
-                    })?;
-                Ok((
-                    tick,
-                    record.from,
-                    record.visible(&self.config.private_components),
-                ))
-            })
-            .collect()
+            .map(decode)
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if last.is_none_or(|tick| tick < to) {
+            let ahead = to.saturating_add(HISTORY_LOOKAHEAD);
+            let next = self
+                .store
+                .snapshots(world, to.saturating_add(1), ahead, now)?;
+            if let Some(next) = next.into_iter().next().map(decode).transpose()?
+                && next.1 <= to
+            {
+                history.push(next);
+            }
+        }
+        Ok(history)
     }
 
     /// Writes every room's pending job; stops at the first failure.
@@ -392,4 +422,56 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::{EmbeddedStore, Retention};
+
+    /// Ticks `ticks` as one job, coalesced as the writer does while busy.
+    fn coalesced(ticks: std::ops::RangeInclusive<u64>) -> TickJob {
+        let mut jobs = ticks.map(|tick| {
+            let changes = FullChangeSet {
+                tick,
+                ..FullChangeSet::default()
+            };
+            TickJob::tick("w", tick, Vec::new(), Arc::new(changes), None)
+        });
+        let mut job = jobs.next().expect("a tick");
+        jobs.for_each(|next| job.absorb(next));
+        job
+    }
+
+    #[test]
+    fn a_history_range_that_ends_inside_a_coalesced_set_gets_that_set() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = EmbeddedStore::open(dir.path().join("history.redb"), Retention::default())
+            .expect("the store opens");
+        let (_jobs, receiver) = crossbeam_channel::unbounded();
+        let mut writer = Writer::new(
+            Box::new(store),
+            receiver,
+            Arc::default(),
+            PersistConfig::default(),
+        );
+        for ticks in [1..=1, 2..=4, 5..=5] {
+            writer.pending.insert("w".into(), coalesced(ticks));
+            writer.write_pending();
+        }
+        let mut ranges = |from, to| -> Vec<(u64, u64)> {
+            let history = writer.history("w", from, to).expect("the store answers");
+            history
+                .iter()
+                .map(|(tick, from, _)| (*from, *tick))
+                .collect()
+        };
+        assert_eq!(ranges(1, 3), [(1, 1), (2, 4)]);
+        assert_eq!(ranges(1, 2), [(1, 1), (2, 4)]);
+        assert_eq!(ranges(1, 4), [(1, 1), (2, 4)]);
+        assert_eq!(ranges(1, 5), [(1, 1), (2, 4), (5, 5)]);
+        // Past the newest tick there is nothing more to add.
+        assert_eq!(ranges(5, 9), [(5, 5)]);
+        assert_eq!(ranges(6, 9), []);
+    }
 }

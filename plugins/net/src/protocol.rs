@@ -285,7 +285,9 @@ pub enum ServerMessage {
         value: f64,
     },
     /// The answer to [`ClientMessage::FetchHistory`]: the persisted ticks of the
-    /// range that have not expired, oldest first (reliable channel).
+    /// range that have not expired, oldest first (reliable channel). Ticks the
+    /// server coalesced come as one [`HistoryTick`]; one that covers the
+    /// range's last tick comes whole, so its `tick` may lie beyond `to`.
     History {
         /// The range asked for (clamped to [`MAX_HISTORY_TICKS`]).
         from: u64,
