@@ -145,6 +145,8 @@ pub struct ReplicationServer {
 /// One change of an entity's quantized position, with the grid cells it
 /// was filed in before and after: the grid works them out as it refiles the
 /// entity, and the tick's cells (`interest::TickCells`) need them again.
+/// `collect_changed` files a component's moves after its query, all
+/// together, so the cells are known once that system has run.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Moved {
     pub id: NetId,
