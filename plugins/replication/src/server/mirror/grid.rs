@@ -28,7 +28,7 @@ pub(crate) struct Grid {
     divisor: Divisor,
     cells: Cells,
     /// Where each entity is filed: its cell and its place in it.
-    filed: IdMap<((i32, i32), u32)>,
+    filed: IdMap<(CellAt, u32)>,
 }
 
 impl Grid {
@@ -53,7 +53,7 @@ impl Grid {
     }
 
     /// Files `id` at `p`, in `cell` (`p`'s); it must not be filed already.
-    fn insert(&mut self, id: NetId, p: QPos, cell: (i32, i32)) {
+    fn insert(&mut self, id: NetId, p: QPos, cell: CellAt) {
         let entries = self.cells.entry(cell, self.filed.len());
         entries.push((id, p));
         let place = (entries.len() - 1) as u32;
@@ -156,7 +156,7 @@ impl Grid {
 /// multiplication: an integer division takes tens of cycles, and every move
 /// divides several times (its cells before and after, in the grid and in
 /// the tick's cells). The earlier float reciprocal needed two conversions
-/// and a correction each way, a tenth of a fully shed tick's instructions.
+/// and a correction each way: 9 % of the instructions of a tick shed to every sixth.
 ///
 /// `v` is first offset by `offset`, a multiple of the divisor of at least
 /// 2³¹, so that it is non-negative and below 2³³; then the quotient of that
