@@ -12,7 +12,7 @@ use super::cadence::Cadence;
 use super::commands::Commands;
 use super::outlet::Outlet;
 use super::room_pool::Task;
-use super::shedding;
+use super::shedding::Shedder;
 use super::wake::Waker;
 use super::{FromRoom, TickTiming, ToRoom};
 use super::{load_window, room_store};
@@ -85,6 +85,8 @@ pub(crate) struct RoomTask {
     next_tick: Instant,
     /// Replication's send totals after the last tick.
     sends: SendTotals,
+    /// How far the room sheds sends, from how late its ticks start.
+    shedder: Shedder,
     empty_since: Option<Instant>,
 }
 
@@ -123,6 +125,7 @@ pub(crate) fn open(
         cadence,
         next_tick: cadence.first(Instant::now()),
         sends: SendTotals::default(),
+        shedder: Shedder::default(),
         empty_since: Some(Instant::now()),
     })
 }
@@ -161,7 +164,7 @@ impl Task for RoomTask {
         }
         fill_outlet(room, roster);
         if let Some(mut server) = room.world_mut().get_resource_mut::<ReplicationServer>() {
-            server.set_min_send_interval(shedding::min_send_interval(late, self.cadence.slot()));
+            server.set_min_send_interval(self.shedder.on_tick(late, self.cadence.slot()));
         }
         let cpu_before = load_window::thread_cpu_micros();
         let started = Instant::now();
