@@ -99,23 +99,32 @@ impl ClientState {
     /// [`Self::send_interval`] (it fell behind) and `floor` (the host sheds
     /// load: `ReplicationServer::set_min_send_interval`), staggered so that
     /// such clients take turns. However `n` changes from tick to tick, no
-    /// two sets are more than `n` ticks apart: the tick after the chain's
-    /// tip that the turns skip past is sent anyway. A held-back tick's
-    /// changes go with the next set sent, which is built against the chain's
-    /// tip like any other. Never held back: a full state and the sets after
-    /// it until it is acknowledged, repairs (the chain is broken), and sets
-    /// that carry a due checksum.
+    /// two sets are more than `n` ticks apart: the tick after the last set
+    /// sent that the turns skip past is sent anyway. A held-back tick's
+    /// changes go with the next set sent, which is built like any other.
+    /// Never held back: a full state, and sets that carry a due checksum.
+    ///
+    /// Repairs (the chain is broken) and the sets that follow a full state
+    /// until it is acknowledged take turns too. Each of those is a delta
+    /// against an older tick, as large as everything that changed since, and
+    /// the clients that get them are mostly the ones already behind: sent
+    /// every tick, they made a client that fell two seconds behind get a
+    /// near-full set every tick, fall further behind and need full states
+    /// again and again, and the room that built them fall behind with it
+    /// (S5 under load, `BENCHMARKS.md`). One of them that arrives heals the
+    /// client as well a few ticks later.
     pub fn held_back(&self, tick: u64, config: &ReplicationConfig, floor: u64) -> bool {
         let interval = self
             .send_interval(tick, config)
             .max(floor.min(MAX_SHED_INTERVAL));
-        let Some(tip) = self.tip else {
+        // The newest set sent: the chain's tip, or the newest repair or
+        // set after a full state not yet acknowledged.
+        let Some(last) = self.sent.back().copied().max(self.tip) else {
             return false;
         };
         interval > 1
-            && tick.saturating_sub(tip) < interval
+            && tick.saturating_sub(last) < interval
             && !self.needs_full
-            && self.full_in_flight.is_none()
             && !self.checksum_due(tick, config.checksum_interval)
             && !(tick + u64::from(self.stagger)).is_multiple_of(interval)
     }
@@ -167,6 +176,7 @@ mod tests {
         for t in ticks {
             if !c.held_back(t, config, floor) {
                 sent.push(t);
+                c.sent.push_back(t);
                 if c.tip.is_some() {
                     c.tip = Some(t);
                 }
@@ -194,13 +204,18 @@ mod tests {
         // Every second tick, and every due checksum (multiples of 7).
         assert_eq!(sent(&mut c, 111..121), [112, 114, 116, 118, 119, 120]);
         assert_eq!(sent(&mut c, 121..131), [123, 126, 129]);
-        // Never held back: repairs, full states and what follows them until acked.
+        // Repairs and the sets after a full state take turns like any other,
+        // never more than the interval after the last set sent.
         c.tip = None;
-        assert_eq!(sent(&mut c, 121..125).len(), 4);
+        assert_eq!(sent(&mut c, 131..141), [132, 133, 135, 138, 140]);
         c.tip = Some(100);
         c.full_in_flight = Some(100);
-        assert_eq!(sent(&mut c, 121..125).len(), 4);
+        assert_eq!(sent(&mut c, 141..151), [141, 144, 147, 150]);
         c.full_in_flight = None;
+        // Never held back: a full state.
+        c.needs_full = true;
+        assert_eq!(sent(&mut c, 151..155).len(), 4);
+        c.needs_full = false;
         // Off, or everything sent acknowledged, however long ago: every tick.
         let off = ReplicationConfig {
             backoff_after_ticks: 0,
