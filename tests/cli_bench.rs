@@ -95,6 +95,47 @@ fn a_small_s1_run_reports_a_converged_measured_window() {
     );
 }
 
+/// Recovery: both clients stop for three seconds mid-window, longer than the
+/// server's 64-tick history, so each needs a full state to come back; at
+/// the end both hold the whole room again, and their checksums agree.
+#[test]
+fn clients_that_stall_past_the_history_come_back_whole() {
+    let out = kasagi()
+        .args([
+            "bench",
+            "s1",
+            "--clients",
+            "2",
+            "--warmup",
+            "0.5",
+            "--window",
+            "6",
+            "--stall-clients",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let v = one_json_line(&out);
+    assert_eq!(v["stall_secs"], 3.0);
+    assert_eq!(v["synced"], 2);
+    assert_eq!(v["entities_ok"], 2, "every client holds the room: {v}");
+    assert_eq!(v["desyncs"], 0);
+    assert_eq!(v["checksum_mismatches"], 0);
+    // One full state each on joining, at least one more after the stall.
+    assert!(v["full_states"].as_u64().unwrap() >= 4, "{v}");
+    assert!(
+        kasagi()
+            .args(["bots", "--stall", "3"])
+            .assert()
+            .failure()
+            .get_output()
+            .status
+            .code()
+            == Some(2),
+        "--stall needs a window"
+    );
+}
+
 /// `kasagi sim` of the swarm world with `args` added.
 fn swarm_sim(args: &[&str]) -> std::process::Output {
     kasagi()

@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// The measured window, s.
     #[arg(long, value_name = "SECS", default_value_t = 17.0)]
     pub window: f64,
+    /// Recovery: halfway through the window every client stops for this many
+    /// seconds (the bots' `--stall`). A stall longer than the server's
+    /// history (64 ticks, about 2 s at 30 Hz) costs every client a full state.
+    #[arg(long, value_name = "SECS")]
+    pub stall_clients: Option<f64>,
 }
 
 pub(super) fn run(args: &BenchArgs) -> Result<(), CliError> {
@@ -176,6 +181,9 @@ fn run_bots(
     }
     if setup.remote_latency {
         cmd.arg("--remote-latency");
+    }
+    if let Some(secs) = args.stall_clients {
+        cmd.args(["--stall", &secs.to_string()]);
     }
     if let Some(n) = expected_entities(setup) {
         cmd.args(["--expect-entities", &n.to_string()]);
@@ -328,6 +336,7 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     ] {
         merged[key] = bots[key].clone();
     }
+    merged["stall_secs"] = json!(args.stall_clients);
     merged["up_kb_per_client_per_sec"] =
         json!(f(&bots["up_udp_bytes_per_client_per_sec"]) / 1_000.0);
     // Where the machine's cores went within the window (S5: rooms, network

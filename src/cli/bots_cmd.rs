@@ -63,12 +63,28 @@ pub struct BotsArgs {
     /// Warm-up before the window, s.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     pub warmup: f64,
+    /// Halfway through the measured window, every client stops for this
+    /// many seconds, reading, acknowledging and sending nothing, as when the
+    /// clients' machine stalls: what the server does about clients that fell
+    /// that far behind at once, and how they recover, is measured with the rest.
+    #[arg(long, value_name = "SECS", requires = "window", value_parser = stall_secs)]
+    pub stall: Option<f64>,
     /// At the end, check that every client holds exactly this many entities.
     #[arg(long, value_name = "N")]
     pub expect_entities: Option<usize>,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--stall`: a finite number of seconds, at most a minute.
+fn stall_secs(text: &str) -> Result<f64, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=60.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{secs} is not between 0 and 60 seconds"))
+    }
 }
 
 /// What a bots run reports.
@@ -246,7 +262,16 @@ fn drive(
     }
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
+    let mut stall = args.stall.map(Duration::from_secs_f64);
     while Instant::now() < end && window.as_ref().is_none_or(|w| w.result().is_none()) {
+        if let (Some(pause), Some(w)) = (stall, &window)
+            && w.measured()
+                .is_some_and(|t| t >= w.length().saturating_sub(pause) / 2)
+        {
+            // Every client at once: nothing read, acknowledged or sent.
+            std::thread::sleep(pause);
+            stall = None;
+        }
         let now = Instant::now();
         let counted = window.as_ref().is_none_or(Window::measuring);
         let mut turned = Vec::new();

@@ -93,6 +93,19 @@ impl Window {
         matches!(self.phase, WindowPhase::Measuring { .. })
     }
 
+    /// How long the window has been measuring, while it is.
+    pub fn measured(&self) -> Option<Duration> {
+        match self.phase {
+            WindowPhase::Measuring { start, .. } => Some(start.elapsed()),
+            _ => None,
+        }
+    }
+
+    /// The window's length.
+    pub fn length(&self) -> Duration {
+        self.spec.window
+    }
+
     /// The result, once the window has closed.
     pub fn result(&self) -> Option<WindowResult> {
         self.result
