@@ -334,8 +334,8 @@ impl ReplicationServer {
     /// on at most one tick in `interval` (1, the default: every tick),
     /// staggered so that clients take turns, as a client that falls behind
     /// does ([`crate::ReplicationConfig::backoff_after_ticks`]), and with the
-    /// same exceptions: full states and what follows them until
-    /// acknowledged, repairs and due checksums always go. Capped at
+    /// same exceptions: full states and due checksums always go (repairs
+    /// and the sets after a full state take turns too). Capped at
     /// [`Self::MAX_SHED_INTERVAL`]. Up to three ticks, which the position
     /// trail covers, moves stay deltas; beyond, an entity that moved every
     /// tick travels as an absolute position.

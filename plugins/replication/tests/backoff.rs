@@ -10,6 +10,9 @@
 //! once its acks are prompt again it gets every tick and holds the server's
 //! state.
 //!
+//! A client that stops reading altogether gets one full state while it is
+//! away, not one per history window, and catches up when it reads again.
+//!
 //! A server that sheds load (`ReplicationServer::set_min_send_interval`,
 //! as a late room does) sends every client a set every second, third or
 //! sixth tick, the clients taking turns, and they lose nothing either.
@@ -145,6 +148,63 @@ fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
             "{client:?} holds the server's state"
         );
     }
+}
+
+/// A client that stops reading for 400 ticks, six histories, gets one full
+/// state while it is away rather than one per history, and nothing at all
+/// once that one has waited a whole history; when it reads everything that
+/// queued up it catches up and holds the server's state.
+#[test]
+fn a_client_that_stops_reading_gets_one_full_state_while_away() {
+    let (mut server, walker, config) = walker_world(&[SLOW]);
+    let mut app = client_app(config);
+    // What reached the client's socket while it was not reading.
+    let mut unread: Vec<Vec<u8>> = Vec::new();
+    let mut sent_while_away = Vec::new();
+    for tick in 0..560u64 {
+        server
+            .world_mut()
+            .get_mut::<Pos>(walker)
+            .expect("the walker")
+            .0
+            .x += 1.0;
+        server.update();
+        if (50..450).contains(&tick) {
+            let packets = server
+                .world_mut()
+                .resource_mut::<ReplicationServer>()
+                .take_packets(SLOW);
+            if !packets.is_empty() {
+                sent_while_away.push(tick);
+            }
+            unread.extend(packets);
+            continue;
+        }
+        for p in unread.drain(..) {
+            ClientReplica::receive(app.world_mut(), &p).expect("valid packet");
+        }
+        let (_, acked) = deliver(&mut server, SLOW, &mut app);
+        if let Some(a) = acked {
+            ack(&mut server, SLOW, a);
+        }
+    }
+    let stats = replica(&app).stats();
+    // Joining, once while away (its acks left the history), and once back
+    // (the newest set it had read was older than the history by then).
+    assert_eq!(stats.full_states, 3, "{stats:?}");
+    // Sets every third tick while it fell behind, then nothing from a
+    // history after the full state.
+    let last = sent_while_away.last().copied();
+    assert!(last.is_some_and(|t| t < 200), "{sent_while_away:?}");
+    assert!(sent_while_away.len() < 60, "{sent_while_away:?}");
+    let server_state = server.world().resource::<ReplicationServer>();
+    let registry = server.world().resource::<ReplicationRegistry>();
+    assert_eq!(stats.checksum_mismatches, 0);
+    assert_eq!(
+        replica(&app).state(),
+        server_state.visible_state(SLOW, registry),
+        "back in step"
+    );
 }
 
 #[test]

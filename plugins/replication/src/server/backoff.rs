@@ -113,7 +113,13 @@ impl ClientState {
     /// again and again, and the room that built them fall behind with it
     /// (S5 under load, `BENCHMARKS.md`). One of them that arrives heals the
     /// client as well a few ticks later.
+    ///
+    /// A client that has not acknowledged a full state for the whole history
+    /// gets nothing at all: see [`Self::awaits_full_state`].
     pub fn held_back(&self, tick: u64, config: &ReplicationConfig, floor: u64) -> bool {
+        if self.awaits_full_state(tick, config) {
+            return true;
+        }
         let interval = self
             .send_interval(tick, config)
             .max(floor.min(MAX_SHED_INTERVAL));
@@ -127,6 +133,25 @@ impl ClientState {
             && !self.needs_full
             && !self.checksum_due(tick, config.checksum_interval)
             && !(tick + u64::from(self.stagger)).is_multiple_of(interval)
+    }
+
+    /// Whether the client has left a full state unacknowledged for longer
+    /// than the history (`history_ticks`) while the transport delivers full
+    /// states reliably (no `full_state_resend_ticks`): it has stopped
+    /// reading (a stalled process, a suspended device), and the full state
+    /// still waits for it in its reliable channel. Anything built now could
+    /// only be another full state, since the history no longer reaches the
+    /// one in flight, and would queue behind it: a client that stalled for
+    /// eight seconds used to get one every two, each read and applied in
+    /// turn when it woke up. Nothing is sent until it acknowledges something
+    /// (which resumes it as usual: a delta if the history still reaches
+    /// that tick, else one full state), or asks for a full state itself.
+    pub fn awaits_full_state(&self, tick: u64, config: &ReplicationConfig) -> bool {
+        config.full_state_resend_ticks.is_none()
+            && !self.needs_full
+            && self
+                .full_in_flight
+                .is_some_and(|f| tick.saturating_sub(f) > u64::from(config.history_ticks))
     }
 }
 
@@ -224,6 +249,38 @@ mod tests {
         assert!((111..131).all(|t| !c.held_back(t, &off, 1)));
         c.sent.clear();
         assert!((111..131).all(|t| !c.held_back(t, &config, 1)));
+    }
+
+    #[test]
+    fn a_full_state_unacknowledged_for_the_whole_history_holds_everything() {
+        let config = ReplicationConfig {
+            full_state_resend_ticks: None,
+            backoff_after_ticks: 0,
+            checksum_interval: 1,
+            ..ReplicationConfig::default()
+        };
+        let history = u64::from(config.history_ticks);
+        let mut c = behind_client(0);
+        c.full_in_flight = Some(100);
+        // Within the history the sets after it go (every tick: no backoff,
+        // and a checksum is due on every tick).
+        assert!((101..=100 + history).all(|t| !c.held_back(t, &config, 1)));
+        // Past it, nothing, checksum or not, at any floor.
+        assert!((101 + history..400).all(|t| c.held_back(t, &config, 1)));
+        assert!(c.held_back(400, &config, 6));
+        // A client asking for a full state gets one.
+        c.needs_full = true;
+        assert!(!c.held_back(400, &config, 1));
+        c.needs_full = false;
+        // Over a transport that resends full states, they are resent instead.
+        let resending = ReplicationConfig {
+            full_state_resend_ticks: Some(8),
+            ..config.clone()
+        };
+        assert!(!c.held_back(400, &resending, 1));
+        // Acknowledged, the client is served again.
+        c.full_in_flight = None;
+        assert!(!c.held_back(400, &config, 1));
     }
 
     #[test]
