@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use kasagi_replication::ReplicationServer;
 
-/// Consecutive late ticks (a quarter slot or more) after which a room that
-/// is already shedding sheds one step more: 100 ms at 30 Hz, a few of the
-/// room's own ticks, so that one slow tick (a preemption) does not count.
+/// Consecutive late ticks (a quarter slot or more) after which the room's
+/// held level rises one step: 100 ms at 30 Hz, so that one or two slow
+/// ticks (a preemption, a worker busy with a long tick) are not remembered.
 const RISE_TICKS: u32 = 3;
 
 /// Consecutive ticks started within a quarter slot after which the room
@@ -105,7 +105,7 @@ impl Shedder {
         (self.level + extra).min(ReplicationServer::MAX_SHED_INTERVAL)
     }
 
-    /// The held level (for tests and reports).
+    /// The held level.
     #[cfg(test)]
     fn level(&self) -> u64 {
         self.level
