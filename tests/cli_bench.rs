@@ -19,23 +19,20 @@ fn one_json_line(out: &std::process::Output) -> Value {
     serde_json::from_str(lines[0]).expect("the line is JSON")
 }
 
+/// `kasagi bench s1` with two clients, a short warm-up and `args` added.
+fn small_s1(args: &[&str]) -> std::process::Output {
+    kasagi()
+        .args(["bench", "s1", "--clients", "2", "--warmup", "0.5"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// S1 in miniature: two clients that must each hold the whole swarm plus both
 /// avatars, with checksums agreeing, and every figure of the report present.
 #[test]
 fn a_small_s1_run_reports_a_converged_measured_window() {
-    let out = kasagi()
-        .args([
-            "bench",
-            "s1",
-            "--clients",
-            "2",
-            "--warmup",
-            "0.5",
-            "--window",
-            "2",
-        ])
-        .output()
-        .unwrap();
+    let out = small_s1(&["--window", "2"]);
     let v = one_json_line(&out);
     assert_eq!(v["scenario"], "S1");
     assert_eq!(v["synced"], 2);
@@ -100,21 +97,7 @@ fn a_small_s1_run_reports_a_converged_measured_window() {
 /// the end both hold the whole room again, and their checksums agree.
 #[test]
 fn clients_that_stall_past_the_history_come_back_whole() {
-    let out = kasagi()
-        .args([
-            "bench",
-            "s1",
-            "--clients",
-            "2",
-            "--warmup",
-            "0.5",
-            "--window",
-            "6",
-            "--stall-clients",
-            "3",
-        ])
-        .output()
-        .unwrap();
+    let out = small_s1(&["--window", "6", "--stall-clients", "3"]);
     let v = one_json_line(&out);
     assert_eq!(v["stall_secs"], 3.0);
     assert_eq!(v["synced"], 2);

@@ -78,6 +78,17 @@ fn walker_world(clients: &[ClientId]) -> (App, Entity, ReplicationConfig) {
     (server, walker, config)
 }
 
+/// The walker steps one unit along x, and the server ticks.
+fn walk_and_tick(server: &mut App, walker: Entity) {
+    server
+        .world_mut()
+        .get_mut::<Pos>(walker)
+        .expect("the walker")
+        .0
+        .x += 1.0;
+    server.update();
+}
+
 #[test]
 fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
     let (mut server, walker, config) = walker_world(&[PROMPT, FAR, SLOW]);
@@ -88,13 +99,7 @@ fn a_client_that_falls_behind_gets_every_third_set_and_catches_up() {
     let mut late: VecDeque<(u64, ClientId, u64)> = VecDeque::new();
     let mut slow_sets = Vec::new();
     for tick in 0..300u64 {
-        server
-            .world_mut()
-            .get_mut::<Pos>(walker)
-            .expect("the walker")
-            .0
-            .x += 1.0;
-        server.update();
+        walk_and_tick(&mut server, walker);
         let (sent, ack_now) = deliver(&mut server, PROMPT, &mut prompt);
         assert_eq!(sent, 1, "the prompt client gets a set every tick ({tick})");
         ack(&mut server, PROMPT, ack_now.expect("applied"));
@@ -162,13 +167,7 @@ fn a_client_that_stops_reading_gets_one_full_state_while_away() {
     let mut unread: Vec<Vec<u8>> = Vec::new();
     let mut sent_while_away = Vec::new();
     for tick in 0..560u64 {
-        server
-            .world_mut()
-            .get_mut::<Pos>(walker)
-            .expect("the walker")
-            .0
-            .x += 1.0;
-        server.update();
+        walk_and_tick(&mut server, walker);
         if (50..450).contains(&tick) {
             let packets = server
                 .world_mut()
