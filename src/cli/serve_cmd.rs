@@ -202,17 +202,32 @@ fn print_status(s: &ServerStatus, json: bool) {
         }
     }
     if json {
-        let line = serde_json::json!({
-            "event": "status",
-            "rooms": s.rooms,
-            "clients": s.clients,
-            "tick_p99_ms": s.tick_p99_us / 1_000.0,
-            "out_kb_per_sec": s.bytes_out_per_sec.max(0.0) / 1_000.0,
-            "persist": s.persist,
-        });
-        println!("{line}");
+        println!("{}", status_json(s));
         return;
     }
+    eprintln!("{}", status_line(s));
+}
+
+/// The status as one JSON object (`--json`).
+fn status_json(s: &ServerStatus) -> serde_json::Value {
+    let (held_back, shed) = s.sends.shares();
+    serde_json::json!({
+        "event": "status",
+        "rooms": s.rooms,
+        "clients": s.clients,
+        "tick_p99_ms": s.tick_p99_us / 1_000.0,
+        "tick_late_p99_ms": s.late_p99_us / 1_000.0,
+        "held_back_share": held_back,
+        "shed_share": shed,
+        "out_kb_per_sec": s.bytes_out_per_sec.max(0.0) / 1_000.0,
+        "persist": s.persist,
+    })
+}
+
+/// The status line an operator watches. The rooms' lateness and the share
+/// of client ticks shed say whether the server is short of CPU before any
+/// tick is skipped: shedding is how it copes (`serve::shedding`).
+fn status_line(s: &ServerStatus) -> String {
     let persist = s.persist.map_or(String::new(), |p| {
         format!(
             " · persisted tick {} ({} writes, {} coalesced{})",
@@ -222,11 +237,59 @@ fn print_status(s: &ServerStatus, json: bool) {
             if p.store_down { ", STORE DOWN" } else { "" }
         )
     });
-    eprintln!(
-        "rooms {} · clients {} · tick p99 {:.2} ms · out {:.1} KB/s{persist}",
+    let (_, shed) = s.sends.shares();
+    format!(
+        "rooms {} · clients {} · tick p99 {:.2} ms · late p99 {:.2} ms · shed {:.0} % · out {:.1} KB/s{persist}",
         s.rooms,
         s.clients,
         s.tick_p99_us / 1_000.0,
+        s.late_p99_us / 1_000.0,
+        shed * 100.0,
         s.bytes_out_per_sec.max(0.0) / 1_000.0
-    );
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kasagi_replication::SendTotals;
+
+    fn status() -> ServerStatus {
+        ServerStatus {
+            rooms: 20,
+            clients: 1_000,
+            rate_limited: 0,
+            tick_p99_us: 2_100.0,
+            late_p99_us: 12_500.0,
+            sends: SendTotals {
+                change_sets: 600,
+                held_back: 400,
+                shed: 250,
+            },
+            bytes_out_per_sec: 410_000.0,
+            persist: None,
+            recovered: Vec::new(),
+            load: None,
+        }
+    }
+
+    #[test]
+    fn the_status_says_how_late_the_rooms_are_and_how_much_they_shed() {
+        let line = status_line(&status());
+        assert_eq!(
+            line,
+            "rooms 20 · clients 1000 · tick p99 2.10 ms · late p99 12.50 ms · shed 25 % · out 410.0 KB/s"
+        );
+        let json = status_json(&status());
+        assert_eq!(json["tick_late_p99_ms"], 12.5);
+        assert_eq!(json["held_back_share"], 0.4);
+        assert_eq!(json["shed_share"], 0.25);
+        // Nothing sent yet: no shares, no division by zero.
+        let idle = ServerStatus {
+            sends: SendTotals::default(),
+            ..status()
+        };
+        assert_eq!(status_json(&idle)["shed_share"], 0.0);
+        assert!(status_line(&idle).contains("shed 0 %"));
+    }
 }

@@ -191,9 +191,7 @@ impl LoadWindow {
             && timing.due >= start
             && timing.due < start + self.spec.window
         {
-            self.sends.change_sets += timing.sends.change_sets;
-            self.sends.held_back += timing.sends.held_back;
-            self.sends.shed += timing.sends.shed;
+            self.sends += timing.sends;
             self.tick_us.saturating_record(timing.micros.max(1));
             self.tick_cpu_us.saturating_record(timing.cpu_micros.max(1));
             self.late_us.saturating_record(timing.late_micros.max(1));

@@ -13,8 +13,8 @@ use hdrhistogram::Histogram;
 use kasagi_net::keys::Role;
 use kasagi_net::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use kasagi_net::server::{NetEvent, NetServer, ServerAuth};
-use kasagi_replication::ReplicationRegistry;
 use kasagi_replication::client::ClientReplicationPlugin;
+use kasagi_replication::{ReplicationRegistry, SendTotals};
 
 use super::cadence;
 use super::load_window::{LoadReport, LoadWindow, LoadWindowSpec};
@@ -80,6 +80,12 @@ pub struct ServerStatus {
     pub rate_limited: u64,
     /// Tick wall time p99 over the last interval, µs.
     pub tick_p99_us: f64,
+    /// How late the rooms' ticks started against their grid, p99 over the
+    /// last interval, µs: the shared backlog, and what shedding answers.
+    pub late_p99_us: f64,
+    /// Change sets sent and client ticks held back over the last interval,
+    /// over all rooms (held back to shed load: the server is short of CPU).
+    pub sends: SendTotals,
     /// Bytes sent per second to all clients.
     pub bytes_out_per_sec: f64,
     /// The persistence writer's counters, when persisting.
@@ -126,6 +132,10 @@ pub struct GameServer {
     /// When the last pass started and how long it took.
     last_pass: (Instant, Duration),
     tick_us: Histogram<u64>,
+    /// Tick start lateness since the last status, µs.
+    late_us: Histogram<u64>,
+    /// Sends and holds since the last status, all rooms.
+    status_sends: SendTotals,
     recovered: Vec<(String, Recovery)>,
     load: Option<LoadWindow>,
     load_report: Option<LoadReport>,
@@ -172,6 +182,8 @@ impl GameServer {
             waker,
             last_pass: (Instant::now(), Duration::ZERO),
             tick_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            late_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            status_sends: SendTotals::default(),
             recovered: Vec::new(),
             epoch: Instant::now(),
             rooms_opened: 0,
@@ -209,6 +221,8 @@ impl GameServer {
                 status(&self.status());
                 // Each status line covers its own interval.
                 self.tick_us.reset();
+                self.late_us.reset();
+                self.status_sends = SendTotals::default();
                 self.recovered.clear();
                 self.load_report = None;
                 last_status = Instant::now();
@@ -270,6 +284,8 @@ impl GameServer {
             }
             FromRoom::Tick(timing) => {
                 self.tick_us.saturating_record(timing.micros.max(1));
+                self.late_us.saturating_record(timing.late_micros.max(1));
+                self.status_sends += timing.sends;
                 if let Some(load) = &mut self.load {
                     load.on_tick(&timing);
                 }
@@ -481,7 +497,8 @@ impl GameServer {
         }
     }
 
-    /// Rooms, clients, tick p99 since the last status, bytes out per second.
+    /// Rooms, clients, tick p99 and lateness p99 and sends since the last
+    /// status, bytes out per second.
     pub fn status(&self) -> ServerStatus {
         let bytes = self.net.bytes_sent_per_sec();
         ServerStatus {
@@ -489,6 +506,8 @@ impl GameServer {
             clients: self.clients.len(),
             rate_limited: self.clients.values().map(|c| c.limiter.dropped).sum(),
             tick_p99_us: self.tick_us.value_at_quantile(0.99) as f64,
+            late_p99_us: self.late_us.value_at_quantile(0.99) as f64,
+            sends: self.status_sends,
             bytes_out_per_sec: bytes,
             persist: self.options.persist.as_ref().map(|p| p.stats().snapshot()),
             recovered: self.recovered.clone(),

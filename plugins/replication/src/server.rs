@@ -109,6 +109,24 @@ pub struct SendTotals {
     pub shed: u64,
 }
 
+impl std::ops::AddAssign for SendTotals {
+    /// Adds up readings of separate rooms or intervals.
+    fn add_assign(&mut self, other: Self) {
+        self.change_sets += other.change_sets;
+        self.held_back += other.held_back;
+        self.shed += other.shed;
+    }
+}
+
+impl SendTotals {
+    /// The share of client ticks whose set was held back, and the share
+    /// held back to shed load only; `(0, 0)` when there were none.
+    pub fn shares(&self) -> (f64, f64) {
+        let ticks = (self.change_sets + self.held_back).max(1) as f64;
+        (self.held_back as f64 / ticks, self.shed as f64 / ticks)
+    }
+}
+
 impl std::ops::Sub for SendTotals {
     type Output = Self;
 
