@@ -117,6 +117,10 @@ fn clients_that_stall_past_the_history_come_back_whole() {
             == Some(2),
         "--stall needs a window"
     );
+    kasagi()
+        .args(["bench", "s1", "--stall-clients", "100"])
+        .assert()
+        .code(2);
 }
 
 /// `kasagi sim` of the swarm world with `args` added.

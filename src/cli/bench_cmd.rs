@@ -45,7 +45,7 @@ pub struct BenchArgs {
     /// Recovery: halfway through the window every client stops for this many
     /// seconds (the bots' `--stall`). A stall longer than the server's
     /// history (64 ticks, about 2 s at 30 Hz) costs every client a full state.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = super::bots_cmd::stall_secs)]
     pub stall_clients: Option<f64>,
 }
 
@@ -346,13 +346,8 @@ fn merge(setup: &Setup, server: &Value, bots: &Value, args: &BenchArgs) -> Value
     merged["bots_cores"] = json!(f(&bots["cpu_secs"]) / f(&bots["window_secs"]).max(1e-9));
     // Clients that fell behind, and late rooms, send fewer change sets: what
     // share of the client ticks were held back, and for the rooms' sake.
-    let (sets, held, shed) = (
-        f(&server["change_sets"]),
-        f(&server["change_sets_held_back"]),
-        f(&server["change_sets_shed"]),
-    );
-    merged["held_back_share"] = json!(held / (sets + held).max(1.0));
-    merged["shed_share"] = json!(shed / (sets + held).max(1.0));
+    merged["held_back_share"] = server["held_back_share"].clone();
+    merged["shed_share"] = server["shed_share"].clone();
     merged
 }
 

@@ -78,7 +78,7 @@ pub struct BotsArgs {
 }
 
 /// `--stall`: a finite number of seconds, at most a minute.
-fn stall_secs(text: &str) -> Result<f64, String> {
+pub(super) fn stall_secs(text: &str) -> Result<f64, String> {
     let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
     if (0.0..=60.0).contains(&secs) {
         Ok(secs)

@@ -97,6 +97,11 @@ pub struct LoadReport {
     pub change_sets_held_back: u64,
     /// Of those, the ones held back only because the room shed load.
     pub change_sets_shed: u64,
+    /// The share of client ticks held back, for either reason
+    /// ([`SendTotals::shares`]).
+    pub held_back_share: f64,
+    /// The share of client ticks held back only to shed load.
+    pub shed_share: f64,
 }
 
 /// The phases of a measured window, shared by the server's half (here) and
@@ -269,6 +274,8 @@ impl LoadWindow {
                     change_sets: self.sends.change_sets,
                     change_sets_held_back: self.sends.held_back,
                     change_sets_shed: self.sends.shed,
+                    held_back_share: self.sends.shares().0,
+                    shed_share: self.sends.shares().1,
                 };
                 self.phase = WindowPhase::Done;
                 return Some(report);
